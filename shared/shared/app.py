@@ -1,0 +1,80 @@
+"""What every service's `create_app()` shares: errors, middleware, auth registry, health, readiness, metrics.
+
+No I/O happens here: connections are opened in the service's lifespan, which also installs the readiness
+probe on `app.state.readiness`.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from shared import errors, logs, metrics, middleware
+from shared.auth import TokenRegistry
+from shared.settings import ServiceSettings
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    checks: dict[str, bool]
+
+
+async def _not_started() -> dict[str, bool]:
+    return {"started": False}
+
+
+def database_ready(request: Request) -> None:
+    """Router dependency: 503 until the service's database schema exists (it is created in the background)."""
+    database = getattr(request.app.state, "database", None)
+    if database is None or not database.initialized.is_set():
+        raise errors.AnchorError(503, "unavailable", "the database is not available yet; retry later",
+                                 headers={"Retry-After": "5"})
+
+
+def build(*, service: str, title: str, description: str, settings: ServiceSettings,
+          lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]]) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.tokens = TokenRegistry(settings.auth)
+    app.state.readiness = _not_started
+    errors.install(app)
+    app.add_middleware(middleware.BodyLimit, limit=settings.http.max_body_bytes)
+    app.add_middleware(middleware.Metrics, service=service)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Process alive")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Ready, tags=["ops"], summary="Kafka and the database reachable",
+             responses={503: {"description": "a dependency is unreachable", "model": Ready}})
+    async def readyz(request: Request) -> Any:
+        try:
+            checks = await asyncio.wait_for(request.app.state.readiness(), 5)
+        except TimeoutError:
+            checks = {"timeout": False}
+        for name, ok in checks.items():
+            metrics.DEPENDENCY_UP.labels(service, name).set(1 if ok else 0)
+        ready = all(checks.values())
+        body = Ready(status="ready" if ready else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    app.get("/metrics", include_in_schema=False)(metrics.endpoint)
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
+    """Runs the app under uvicorn; SIGTERM and Ctrl-C trigger the lifespan's clean shutdown."""
+    logs.configure(service, settings.log_level, settings.log_json)
+    uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=10, lifespan="on")

@@ -1,0 +1,61 @@
+"""Bearer tokens with scopes, from settings. Presented tokens are hashed and compared in constant time."""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.errors import AnchorError
+from shared.settings import AuthSettings, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+class TokenRegistry:
+    def __init__(self, settings: AuthSettings) -> None:
+        self._entries: list[tuple[bytes, Principal]] = []
+        for spec in settings.tokens:
+            secret = bytes.fromhex(spec.sha256) if spec.sha256 else digest(spec.token.get_secret_value())  # type: ignore[union-attr]
+            self._entries.append((secret, Principal(spec.name, frozenset(spec.scopes))))
+
+    def authenticate(self, presented: str) -> Principal | None:
+        candidate = digest(presented)
+        found: Principal | None = None
+        # Every entry is compared, so the time taken does not tell which entry (or none) matched.
+        for secret, principal in self._entries:
+            if hmac.compare_digest(candidate, secret) and found is None:
+                found = principal
+        return found
+
+
+_bearer = HTTPBearer(auto_error=False, description="Bearer token configured in the service's AUTH__TOKENS")
+
+
+def require(scope: Scope):
+    """Dependency: the request carries a known token that has `scope` (401 otherwise, 403 without the scope)."""
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        registry: TokenRegistry = request.app.state.tokens
+        principal = registry.authenticate(credentials.credentials) if credentials else None
+        if principal is None:
+            raise AnchorError(401, "unauthorized", "a valid bearer token is required",
+                              headers={"WWW-Authenticate": "Bearer"})
+        if scope not in principal.scopes:
+            raise AnchorError(403, "forbidden", f"the token lacks the '{scope}' scope")
+        return principal
+
+    return check

@@ -1,0 +1,161 @@
+"""Database helpers: an engine from a URL (SQLite by default, PostgreSQL supported), the unit of work,
+and idempotent inserts that make at-least-once delivery count each record once."""
+
+import asyncio
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, Table, TypeDecorator, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores instants as UTC and returns them timezone-aware, identically on SQLite and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """Aggregates (MIN, MAX) bypass the column type: SQLite hands back naive text, PostgreSQL aware values."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            # WAL lets the HTTP readers run while the consumer writes; NORMAL sync is durable across
+            # process crashes (the at-least-once unit), which is what the consumer commit relies on.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg"))
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+                         pool_pre_ping=True, pool_recycle=1800,
+                         connect_args={"connect_timeout": 5})
+
+
+log = logging.getLogger("anchor.db")
+
+
+class Database:
+    """The engine plus schema creation that keeps retrying in the background, so a service whose database is
+    down at start-up still starts, answers /healthz and reports 503 on /readyz until the database is back."""
+
+    def __init__(self, url: str, metadata: Any, *, pool_size: int = 5, echo: bool = False) -> None:
+        self.engine = make_engine(url, pool_size=pool_size, echo=echo)
+        self.metadata = metadata
+        self.initialized = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._init(), name="database-init")
+
+    async def _init(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(create_schema, self.engine, self.metadata)
+                self.initialized.set()
+                return
+            except Exception as exc:
+                log.warning("database not available, retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    async def ready(self) -> bool:
+        return self.initialized.is_set() and await asyncio.to_thread(ping, self.engine)
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.engine.dispose()
+
+
+def create_schema(engine: Engine, metadata: Any = None) -> None:
+    (metadata or SQLModel.metadata).create_all(engine)
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """The only place that commits: everything inside is one transaction, rolled back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+_CHUNK = 400
+
+
+def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
+                  key: Sequence[str], returning: str | None = None) -> list[Any]:
+    """INSERT rows, skipping those whose `key` already exists. Returns the `returning` column of inserted rows."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    inserted: list[Any] = []
+    # Chunks keep every statement under SQLite's and PostgreSQL's bound-parameter limits.
+    for start in range(0, len(rows), _CHUNK):
+        stmt = module.insert(table).values(list(rows[start:start + _CHUNK]))
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+        if returning is None:
+            session.execute(stmt)
+        else:
+            inserted.extend(row[0] for row in session.execute(stmt.returning(table.c[returning])))
+    return inserted
+
+
+def ping(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database failure that a later retry can succeed at (connection lost, locked, server gone)."""
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)

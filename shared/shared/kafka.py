@@ -1,0 +1,370 @@
+"""Kafka helpers: producer factory, topic creation, the retry-or-dead-letter decision and the consumer loop.
+
+The loop follows aiokafka's manual-commit recipe: a fetched batch is handled (database commit inside the
+handler), then `last.offset + 1` is committed per partition. A crash between the two redelivers the batch,
+which the idempotent writes absorb: at-least-once delivery, exactly-once effects.
+"""
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+
+from shared import db, metrics, topics
+from shared.settings import KafkaSettings
+
+log = logging.getLogger("anchor.kafka")
+
+
+class PoisonMessage(Exception):
+    """A record that can never be processed (undecodable, invalid): dead-letter it, do not retry."""
+
+
+class Action(enum.Enum):
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+def decide(error: BaseException, attempts: int, *, max_attempts: int) -> Action:
+    """Retry what a later attempt can fix; dead-letter what it cannot.
+
+    Infrastructure failures (database or broker unreachable) are retried without limit: the consumer waits
+    for them to come back rather than dropping or dead-lettering healthy records. Unknown errors get
+    `max_attempts` tries before the record is given up to the dead-letter topic.
+    """
+    if isinstance(error, PoisonMessage):
+        return Action.DEAD_LETTER
+    if db.is_transient(error) or isinstance(error, KafkaError | ConnectionError | TimeoutError):
+        return Action.RETRY
+    return Action.RETRY if attempts < max_attempts else Action.DEAD_LETTER
+
+
+def backoff(attempts: int, *, base: float, cap: float) -> float:
+    return min(cap, base * (2 ** max(0, attempts - 1)))
+
+
+def make_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProducer:
+    # No idempotent producer: the embedded broker does not support it; duplicates are absorbed downstream.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.client_id or client_id,
+        acks="all",
+        linger_ms=settings.linger_ms,
+        request_timeout_ms=settings.request_timeout_ms,
+        max_request_size=8 * 1024 * 1024,
+    )
+
+
+class ManagedProducer:
+    """A producer that keeps trying to connect in the background, so a service starts (and reports not ready)
+    while the broker is down instead of crashing."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str, create_topics: bool = False) -> None:
+        self.settings = settings
+        self.producer = make_producer(settings, client_id=client_id)
+        self.create_topics = create_topics
+        self.started = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect(), name="producer-connect")
+
+    async def _connect(self) -> None:
+        attempts = 0
+        while True:
+            try:
+                if self.create_topics:
+                    await ensure_topics(self.settings.bootstrap_servers)
+                await self.producer.start()
+                self.started.set()
+                return
+            except Exception as exc:
+                attempts += 1
+                log.warning("producer could not connect, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(backoff(attempts, base=self.settings.retry_backoff_s,
+                                            cap=self.settings.max_backoff_s))
+
+    async def ready(self) -> bool:
+        return self.started.is_set() and await broker_reachable(self.producer)
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        try:
+            await self.producer.stop()
+        except Exception as exc:
+            log.warning("producer stop failed", extra={"error": repr(exc)})
+
+
+async def ensure_topics(bootstrap_servers: str, specs: Sequence[topics.TopicSpec] = topics.TOPICS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(s.name, s.partitions, 1, topic_configs={"retention.ms": str(s.retention_ms)})
+                   for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(producer: AIOKafkaProducer, wait_s: float = 2.0) -> bool:
+    try:
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), wait_s)
+        return True
+    except Exception:
+        return False
+
+
+def deadletter_headers(record: ConsumerRecord, reason: str, *, group: str) -> list[tuple[str, bytes]]:
+    return [
+        ("source_topic", record.topic.encode()),
+        ("source_partition", str(record.partition).encode()),
+        ("source_offset", str(record.offset).encode()),
+        ("error", reason[:2000].encode("utf-8", "replace")),
+        ("consumer_group", group.encode()),
+        ("failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What a handler reports: records it refused as poison, with the reason."""
+
+    poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+
+
+Handler = Callable[[list[ConsumerRecord]], Awaitable[BatchOutcome]]
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, loop: "ConsumerLoop") -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._loop.commit_pending(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+class ConsumerLoop:
+    """Consumes `topics` in group `group`, hands batches to `handler`, dead-letters poison, commits after."""
+
+    def __init__(self, *, service: str, topic_names: Sequence[str], group: str, settings: KafkaSettings,
+                 handler: Handler, producer: "ManagedProducer", after: Sequence[asyncio.Event] = ()) -> None:
+        self.service = service
+        self.topic_names = list(topic_names)
+        self.group = group
+        self.settings = settings
+        self.handler = handler
+        # What must be up before consuming: the producer (for dead letters) and e.g. the database schema.
+        self._after = [producer.started, *after]
+        self.producer = producer
+        self.healthy = False
+        self.last_error: str | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self._pending: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._attempts = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.service}-consumer")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+    async def commit_pending(self, partitions: Sequence[TopicPartition] | None = None) -> None:
+        if self._consumer is None or not self._pending:
+            return
+        offsets = {tp: off for tp, off in self._pending.items() if partitions is None or tp in partitions}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except Exception as exc:
+            # Typically a rebalance took the partitions away: their new owner redelivers the batch and the
+            # idempotent writes absorb it. Offsets of partitions we still own are retried after the next batch.
+            log.warning("offset commit failed", extra={"error": repr(exc)})
+            if partitions is not None:
+                for tp in offsets:
+                    self._pending.pop(tp, None)
+            return
+        for tp, off in offsets.items():
+            self._committed[tp] = off
+            self._pending.pop(tp, None)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _start_consumer(self) -> AIOKafkaConsumer | None:
+        attempts = 0
+        while not self._stopping.is_set():
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap_servers,
+                group_id=self.group,
+                client_id=f"{self.service}-consumer",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self.settings.max_batch,
+                request_timeout_ms=self.settings.request_timeout_ms,
+            )
+            try:
+                await consumer.start()
+                consumer.subscribe(self.topic_names, listener=_CommitOnRevoke(self))
+                return consumer
+            except Exception as exc:
+                attempts += 1
+                self.last_error = f"kafka: {exc!r}"
+                log.warning("consumer could not start, retrying", extra={"error": repr(exc)})
+                try:
+                    await consumer.stop()
+                except Exception:
+                    pass
+                await self._sleep(backoff(attempts, base=self.settings.retry_backoff_s,
+                                          cap=self.settings.max_backoff_s))
+        return None
+
+    async def _run(self) -> None:
+        prerequisites = asyncio.ensure_future(asyncio.gather(*(event.wait() for event in self._after)))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({prerequisites, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (prerequisites, stopping):
+            waiter.cancel()
+        if self._stopping.is_set():
+            return
+        # Supervises the consumer: an unexpected crash restarts it (uncommitted records are redelivered)
+        # instead of leaving the service up but silently not consuming.
+        restarts = 0
+        while not self._stopping.is_set():
+            consumer = await self._start_consumer()
+            if consumer is None:
+                return
+            self._consumer = consumer
+            self.healthy = True
+            try:
+                while not self._stopping.is_set():
+                    batch = await consumer.getmany(timeout_ms=self.settings.poll_timeout_ms,
+                                                   max_records=self.settings.max_batch)
+                    if batch:
+                        await self._process(consumer, batch)
+                    await self._update_lag(consumer)
+                restarts = 0
+            except Exception as exc:
+                restarts += 1
+                self.healthy = False
+                self.last_error = repr(exc)
+                log.exception("consumer loop failed; restarting it")
+            finally:
+                await self.commit_pending()
+                try:
+                    await consumer.stop()
+                except Exception:
+                    pass
+                self._consumer = None
+                self._pending.clear()
+            if restarts:
+                await self._sleep(backoff(restarts, base=self.settings.retry_backoff_s,
+                                          cap=self.settings.max_backoff_s))
+
+    async def _process(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        records = [r for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for r in batch[tp]]
+        for tp, recs in batch.items():
+            metrics.CONSUMER_CONSUMED.labels(self.service, tp.topic).inc(len(recs))
+        started = asyncio.get_running_loop().time()
+        try:
+            outcome = await self.handler(records)
+            await self._deadletter(outcome.poison)
+        except Exception as exc:
+            self._attempts += 1
+            action = decide(exc, self._attempts, max_attempts=self.settings.max_attempts)
+            kind = "transient" if action is Action.RETRY else "permanent"
+            for tp in batch:
+                metrics.CONSUMER_FAILED.labels(self.service, tp.topic, kind).inc()
+            self.healthy = False
+            self.last_error = repr(exc)
+            if action is Action.RETRY or self._stopping.is_set():
+                # Nothing is committed: rewinding makes the next poll fetch the same records again, and polling
+                # (rather than retrying in place) keeps this member in its group while the outage lasts.
+                log.warning("batch failed, will retry", extra={"error": repr(exc), "attempt": self._attempts})
+                self._rewind(consumer, batch)
+                await self._sleep(backoff(self._attempts, base=self.settings.retry_backoff_s,
+                                          cap=self.settings.max_backoff_s))
+                return
+            log.error("batch failed repeatedly, isolating records", extra={"error": repr(exc)})
+            if not await self._isolate(records):
+                self._rewind(consumer, batch)
+                return
+        self._attempts = 0
+        self.healthy = True
+        self.last_error = None
+        for tp, recs in batch.items():
+            self._pending[tp] = recs[-1].offset + 1
+            metrics.CONSUMER_PROCESSED.labels(self.service, tp.topic).inc(len(recs))
+        await self.commit_pending()
+        metrics.CONSUMER_BATCH_SECONDS.labels(self.service).observe(asyncio.get_running_loop().time() - started)
+
+    async def _isolate(self, records: list[ConsumerRecord]) -> bool:
+        """Handle records one at a time so one bad record cannot sink its batch. False on a transient failure."""
+        for record in records:
+            try:
+                outcome = await self.handler([record])
+                await self._deadletter(outcome.poison)
+            except Exception as exc:
+                if decide(exc, self.settings.max_attempts, max_attempts=self.settings.max_attempts) is Action.RETRY:
+                    return False
+                await self._deadletter([(record, f"{type(exc).__name__}: {exc}")])
+        return True
+
+    def _rewind(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, recs in batch.items():
+            try:
+                consumer.seek(tp, recs[0].offset)
+            except Exception:
+                pass
+
+    async def _deadletter(self, poison: Sequence[tuple[ConsumerRecord, str]]) -> None:
+        if not poison:
+            return
+        futures = []
+        for record, reason in poison:
+            log.warning("dead-lettering record", extra={"topic": record.topic, "partition": record.partition,
+                                                       "offset": record.offset, "reason": reason[:300]})
+            futures.append(await self.producer.producer.send(
+                topics.DEADLETTER, value=record.value, key=record.key,
+                headers=deadletter_headers(record, reason, group=self.group)))
+        await asyncio.gather(*futures)
+        for record, _ in poison:
+            metrics.CONSUMER_DEADLETTERED.labels(self.service, record.topic).inc()
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            committed = self._committed.get(tp)
+            if committed is None:
+                try:
+                    committed = await consumer.committed(tp) or 0
+                except Exception:
+                    continue
+                self._committed[tp] = committed
+            metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, high - committed))
