@@ -1,0 +1,65 @@
+"""The model behind the classifier, chosen by configuration.
+
+Every backend answers the same `Classification` for the same input shape, so a brand can plug in a
+fine-tuned transformer or an LLM endpoint by registering a factory here, without touching the pipeline.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from classifier import rules
+from shared.events import Classification, EvidenceSpan
+from shared.labels import LABELS
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    content: str
+    parent_content: str | None = None
+    title: str | None = None
+
+
+class Backend(Protocol):
+    version: str
+
+    def classify(self, items: Sequence[Item]) -> list[Classification]: ...
+
+
+class RulesBackend:
+    """Transparent lexicon-and-pattern layer: offline, fast, and every label comes with its evidence."""
+
+    version = "rules-0.1"
+
+    def __init__(self, thresholds: dict[str, float] | None = None) -> None:
+        self.thresholds = {label: DEFAULT_THRESHOLD for label in LABELS} | (thresholds or {})
+
+    def classify(self, items: Sequence[Item]) -> list[Classification]:
+        return [self._one(item) for item in items]
+
+    def _one(self, item: Item) -> Classification:
+        result = rules.analyze(item.content, item.parent_content, item.title)
+        labels = [label for label in LABELS if result.scores[label] >= self.thresholds[label]]
+        return Classification(
+            labels=labels,  # type: ignore[arg-type]
+            scores={label: round(result.scores[label], 4) for label in LABELS},  # type: ignore[misc]
+            component=result.component,  # type: ignore[arg-type]
+            conditions=result.conditions,  # type: ignore[arg-type]
+            evidence=[EvidenceSpan(label=e.label, text=e.text) for e in result.evidence if e.label in labels],  # type: ignore[arg-type]
+            model_version=self.version,
+        )
+
+
+BACKENDS: dict[str, Callable[[dict[str, str]], Backend]] = {
+    "rules": lambda options: RulesBackend(),
+}
+
+
+def load(name: str, options: dict[str, str] | None = None) -> Backend:
+    try:
+        factory = BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown classifier backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
+    return factory(options or {})

@@ -1,0 +1,1 @@
+"""Anchor ingest: HTTP in, validation, durable de-duplication, publication to Kafka."""

@@ -1,0 +1,61 @@
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from ingest import endpoints, models, service
+from ingest.config import IngestSettings, get_settings
+from shared import app as base
+from shared import db, kafka
+
+log = logging.getLogger("anchor.ingest")
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size)
+        database.start()
+        engine = database.engine
+        producer = kafka.ManagedProducer(settings.kafka, client_id="ingest",
+                                         create_topics=settings.kafka.create_topics)
+        producer.start()
+        app.state.engine = engine
+        app.state.database = database
+        app.state.kafka = producer
+
+        async def readiness() -> dict[str, bool]:
+            return {"kafka": await producer.ready(), "database": await database.ready()}
+
+        async def relay() -> None:
+            await producer.started.wait()
+            while True:
+                try:
+                    await service.relay_once(engine=engine, producer=producer,
+                                             grace=timedelta(seconds=settings.outbox.grace_s),
+                                             limit=settings.outbox.batch)
+                except Exception as exc:
+                    log.warning("outbox relay pass failed", extra={"error": repr(exc)})
+                await asyncio.sleep(settings.outbox.interval_s)
+
+        app.state.readiness = readiness
+        relay_task = asyncio.create_task(relay(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await relay_task
+            await producer.stop()
+            await database.stop()
+
+    app = base.build(service="ingest", title="Anchor ingest",
+                     description="Accepts community posts and reactions, de-duplicates them and publishes events.",
+                     settings=settings, lifespan=lifespan)
+    app.include_router(endpoints.router)
+    return app

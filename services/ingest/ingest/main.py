@@ -1,0 +1,12 @@
+from ingest.app import create_app
+from ingest.config import get_settings
+from shared import app as base
+
+
+def run() -> None:
+    settings = get_settings()
+    base.serve(create_app(settings), settings, service="ingest")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,79 @@
+"""Recognition's tables. Rows are keyed by the ids of the events that produce them, so a redelivered event
+writes nothing new (at-least-once delivery, counted once)."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from shared.db import UtcDateTime
+
+
+def _at(index: bool = False, nullable: bool = False) -> datetime:
+    return Field(sa_column=Column(UtcDateTime, nullable=nullable, index=index))  # type: ignore[no-any-return]
+
+
+class StoredPost(SQLModel, table=True):
+    __tablename__ = "rec_posts"
+
+    post_id: str = Field(primary_key=True, max_length=128)
+    thread_id: str = Field(index=True, max_length=128)
+    author_id: str = Field(index=True, max_length=128)
+    reply_to_post_id: str | None = Field(default=None, index=True, max_length=128)
+    # The author of the post replied to: who receives this post's labor, thanks or attack.
+    target_author_id: str | None = Field(default=None, index=True, max_length=128)
+    title: str | None = None
+    content: str
+    created_at: datetime = _at(index=True)
+    source: str | None = None
+    author_display_name: str | None = None
+    is_official: bool = False
+    event_id: str
+    ingested_at: datetime = _at()
+    classified_at: datetime | None = _at(nullable=True)
+    stored_at: datetime = _at()
+    labels: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    scores: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
+    component: str | None = None
+    conditions: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    evidence: list[dict[str, str]] = Field(sa_column=Column(JSON, nullable=False))
+    model_version: str
+
+
+class PostLabel(SQLModel, table=True):
+    """One row per (post, label): the unit every count and ranking aggregates."""
+
+    __tablename__ = "rec_post_labels"
+    __table_args__ = (
+        Index("ix_rec_post_labels_author", "author_id", "label", "created_at"),
+        Index("ix_rec_post_labels_target", "target_author_id", "label", "created_at"),
+    )
+
+    post_id: str = Field(primary_key=True, max_length=128)
+    label: str = Field(primary_key=True, max_length=32)
+    author_id: str = Field(max_length=128)
+    target_author_id: str | None = Field(default=None, max_length=128)
+    thread_id: str = Field(max_length=128)
+    is_official: bool = False
+    created_at: datetime = _at()
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "rec_members"
+
+    member_id: str = Field(primary_key=True, max_length=128)
+    display_name: str | None = None
+    joined_at: datetime | None = _at(nullable=True)
+    is_official: bool = False
+    first_seen: datetime = _at()
+    last_seen: datetime = _at()
+
+
+class StoredReaction(SQLModel, table=True):
+    __tablename__ = "rec_reactions"
+
+    reaction_id: str = Field(primary_key=True, max_length=128)
+    post_id: str = Field(index=True, max_length=128)
+    from_author_id: str = Field(max_length=128)
+    kind: str = Field(max_length=32)
+    created_at: datetime = _at(index=True)
