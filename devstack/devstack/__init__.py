@@ -1,0 +1,1 @@
+"""Local stack on the embedded default: the Tansu broker, SQLite files and the three services as processes."""

@@ -1,0 +1,36 @@
+"""Builders and waiting helpers for tests."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def post(post_id: str, *, thread_id: str, author_id: str, content: str, created_at: str = "2026-03-01T20:15:00+08:00",
+         reply_to: str | None = None, title: str | None = "新手求助", official: bool = False) -> dict[str, Any]:
+    return {"post_id": post_id, "thread_id": thread_id, "author_id": author_id, "content": content,
+            "created_at": created_at, "reply_to_post_id": reply_to, "title": title, "source": "app",
+            "author": {"display_name": author_id, "is_official": official}}
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Calls `check` until it returns a truthy value; fails with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met after {timeout}s; last value: {last!r}")
+
+
+def visible(client: httpx.Client, recognition: str, post_id: str) -> dict[str, Any] | None:
+    response = client.get(f"{recognition}/v1/posts/{post_id}")
+    return response.json() if response.status_code == 200 else None
