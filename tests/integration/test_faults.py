@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devstack import postgres
 from shared import topics
@@ -27,16 +27,13 @@ async def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> tupl
 
 
 async def _deadletters(bootstrap: str) -> list[dict[str, str]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(topics.DEADLETTER, bootstrap_servers=bootstrap, group_id=uid("dl-reader"),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topics.DEADLETTER, p) for p in (await consumer.partitions_for_topic(topics.DEADLETTER)
-                                                                 or set())]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
         found = []
-        for _ in range(5):
-            batch = await consumer.getmany(timeout_ms=500)
+        for _ in range(4):
+            batch = await consumer.getmany(timeout_ms=300)
             for records in batch.values():
                 for r in records:
                     found.append({k: v.decode() for k, v in r.headers} | {"value": r.value.decode("utf-8", "replace"),
@@ -70,6 +67,12 @@ def test_poison_messages_are_deadlettered_with_their_origin(stack, client: httpx
     eventually(lambda: visible(client, stack.url("recognition"), healthy["post_id"]))
 
 
+def _processed(base_url: str) -> float:
+    text = httpx.get(f"{base_url}/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("anchor_consumer_messages_processed_total{"))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("victim", ["classifier", "recognition"])
 def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
@@ -84,6 +87,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
         posts = [post(f"{thread}-{i}", thread_id=f"{thread}-{i % 7}", author_id=members[i % 10],
                       content=f"{texts[i % len(texts)]} #{i}") for i in range(3000)]
         killed = threading.Event()
+        processed_at_kill: list[float] = []
         headers = {"Authorization": f"Bearer {stack.token}"}
 
         def send() -> None:
@@ -92,6 +96,8 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
                     assert c.post(f"{stack.url('ingest')}/v1/posts",
                                   json={"posts": posts[start:start + 100]}).status_code == 202
                     if start == 1000:
+                        # Kill only once the victim is consuming, while records are still in flight to it.
+                        processed_at_kill.append(eventually(lambda: _processed(stack.url(victim)), timeout=60))
                         stack.children[victim].kill()
                         killed.set()
 
@@ -99,6 +105,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
         sender.start()
         assert killed.wait(60)
         sender.join(120)
+        assert 0 < processed_at_kill[0] < len(posts)
         stack.start_service(victim)
 
         with httpx.Client(headers=headers, timeout=30) as c:

@@ -10,8 +10,9 @@ from recognition.schemas import MemberView, PostView
 from shared import app as base
 from shared import auth, db, errors
 
-router = APIRouter(prefix="/v1", tags=["recognition"], responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE,
-                   dependencies=[Depends(base.database_ready)] | errors.NOT_FOUND)
+router = APIRouter(prefix="/v1", tags=["recognition"],
+                   responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND,
+                   dependencies=[Depends(base.database_ready)])
 Read = Annotated[auth.Principal, Depends(auth.require("read"))]
 AsOf = Annotated[AwareDatetime | None, Query(description="RFC 3339 instant to replay history at (default now)")]
 IdPath = Annotated[str, Path(min_length=1, max_length=128)]
