@@ -63,6 +63,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI answers 400 when the body cannot even be decoded (e.g. invalid UTF-8); report it like
+            # every other malformed body, as a 422 naming the field.
+            return JSONResponse(_body("validation_error", "body: not valid UTF-8 JSON",
+                                      [{"field": "body", "message": "not valid UTF-8 JSON"}]), 422)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "error")
         return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
 
