@@ -115,3 +115,43 @@ def test_auth_401_without_token_and_403_without_scope(stack: Stack) -> None:
         assert httpx.get(f"{stack.url(service)}/healthz").status_code == 200
         assert httpx.get(f"{stack.url(service)}/readyz").status_code == 200
         assert "anchor_http_requests_total" in httpx.get(f"{stack.url(service)}/metrics").text
+
+
+def test_a_redelivered_classified_event_is_counted_once(stack: Stack, client: httpx.Client) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from shared import topics
+    from shared.events import Classification, ClassifiedPostEvent, new_envelope
+
+    author, target = uid("u"), uid("u")
+    thread = uid("t")
+    parent = post(uid("p"), thread_id=thread, author_id=target, content="有人知道胎压怎么看吗")
+    assert client.post(f"{stack.url('ingest')}/v1/posts", json={"posts": [parent]}).status_code == 202
+    eventually(lambda: visible(client, stack.url("recognition"), parent["post_id"]))
+    scores = dict.fromkeys(("gratitude", "newcomer_answer"), 0.0) | {"gratitude": 0.9}
+    event = ClassifiedPostEvent(
+        **post(uid("p"), thread_id=thread, author_id=author, reply_to=parent["post_id"], content="谢谢!"),
+        **new_envelope(),
+        classification=Classification(labels=["gratitude"], scores=scores, model_version="test"))  # type: ignore[arg-type]
+
+    async def publish_twice() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        await producer.start()
+        try:
+            for _ in range(2):
+                await producer.send_and_wait(topics.CLASSIFIED, key=thread.encode(),
+                                             value=event.model_dump_json().encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish_twice())
+    eventually(lambda: visible(client, stack.url("recognition"), event.post_id))
+    marker = post(uid("p"), thread_id=thread, author_id=author, content="再顶一下")
+    client.post(f"{stack.url('ingest')}/v1/posts", json={"posts": [marker]})
+    eventually(lambda: visible(client, stack.url("recognition"), marker["post_id"]))  # same partition: after both
+    member = client.get(f"{stack.url('recognition')}/v1/members/{author}").json()
+    assert member["posts"] == 2
+    received = client.get(f"{stack.url('recognition')}/v1/members/{target}").json()["received"]
+    assert received["gratitude"] == 1
