@@ -155,3 +155,13 @@ def test_a_redelivered_classified_event_is_counted_once(stack: Stack, client: ht
     assert member["posts"] == 2
     received = client.get(f"{stack.url('recognition')}/v1/members/{target}").json()["received"]
     assert received["gratitude"] == 1
+
+
+def test_duplicates_are_detected_across_an_ingest_restart(stack: Stack, client: httpx.Client) -> None:
+    first = post(uid("p"), thread_id=uid("t"), author_id=uid("u"), content="重启前发的帖子")
+    ingest = stack.url("ingest")
+    assert client.post(f"{ingest}/v1/posts", json={"posts": [first]}).json() == {"accepted": 1, "duplicates": 0}
+    stack.children["ingest"].stop()
+    stack.start_service("ingest")
+    again = client.post(f"{ingest}/v1/posts", json={"posts": [first]})
+    assert again.json() == {"accepted": 0, "duplicates": 1}

@@ -13,6 +13,15 @@ from shared.events import Classification, EvidenceSpan
 from shared.labels import LABELS
 
 DEFAULT_THRESHOLD = 0.5
+# The model reads at most this many characters of a post (head and tail): what a post does is said early
+# or at its end, and the bound keeps a batch of 1000 maximal posts from taking minutes.
+HEAD_CHARS, TAIL_CHARS = 2500, 500
+
+
+def clip(text: str | None) -> str | None:
+    if text is None or len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return f"{text[:HEAD_CHARS]}\n{text[-TAIL_CHARS:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +49,7 @@ class RulesBackend:
         return [self._one(item) for item in items]
 
     def _one(self, item: Item) -> Classification:
-        result = rules.analyze(item.content, item.parent_content, item.title)
+        result = rules.analyze(clip(item.content) or "", clip(item.parent_content), item.title)
         labels = [label for label in LABELS if result.scores[label] >= self.thresholds[label]]
         return Classification(
             labels=labels,  # type: ignore[arg-type]
