@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 PROJECTS := shared/pyproject.toml services/ingest/pyproject.toml services/classifier/pyproject.toml \
             services/recognition/pyproject.toml devstack/pyproject.toml
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean train evaluate bench
 
 $(STAMP): constraints.txt requirements-dev.txt $(PROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e shared -e services/ingest -e services/classifier -e services/recognition -e devstack \
+		-e shared -e services/ingest -e "services/classifier[train]" -e services/recognition -e devstack \
 		-r requirements-dev.txt
 	touch $(STAMP)
 
@@ -26,6 +26,17 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# The classifier's default model: retrain after changing corpus/, the features or the rules (deterministic).
+train: $(STAMP)
+	$(PY) -m classifier.cli train
+
+evaluate: $(STAMP)
+	$(PY) -m classifier.cli evaluate --json bench/results/classifier_evaluation.json
+
+bench: $(STAMP)
+	$(PY) bench/classifier_speed.py
+	$(PY) bench/pipeline_throughput.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -6,11 +6,12 @@ fine-tuned transformer or an LLM endpoint by registering a factory here, without
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from classifier import rules
 from shared.events import Classification, EvidenceSpan
-from shared.labels import LABELS
+from shared.labels import FLAW_LABELS, LABELS
 
 DEFAULT_THRESHOLD = 0.5
 # The model reads at most this many characters of a post (head and tail): what a post does is said early
@@ -51,17 +52,26 @@ class RulesBackend:
     def _one(self, item: Item) -> Classification:
         result = rules.analyze(clip(item.content) or "", clip(item.parent_content), item.title)
         labels = [label for label in LABELS if result.scores[label] >= self.thresholds[label]]
+        flaw = any(label in FLAW_LABELS for label in labels)
         return Classification(
             labels=labels,  # type: ignore[arg-type]
             scores={label: round(result.scores[label], 4) for label in LABELS},  # type: ignore[misc]
-            component=result.component,  # type: ignore[arg-type]
-            conditions=result.conditions,  # type: ignore[arg-type]
+            component=result.component if flaw else None,  # type: ignore[arg-type]
+            conditions=result.conditions if flaw else [],  # type: ignore[arg-type]
             evidence=[EvidenceSpan(label=e.label, text=e.text) for e in result.evidence if e.label in labels],  # type: ignore[arg-type]
             model_version=self.version,
         )
 
 
+def _hybrid(options: dict[str, str]) -> Backend:
+    from classifier import model
+
+    path = Path(options["path"]) if "path" in options else model.DEFAULT_PATH
+    return model.HybridBackend(model.load(path))
+
+
 BACKENDS: dict[str, Callable[[dict[str, str]], Backend]] = {
+    "hybrid": _hybrid,
     "rules": lambda options: RulesBackend(),
 }
 

@@ -7,8 +7,10 @@ from shared.settings import HttpSettings, KafkaSettings, ServiceSettings
 
 
 class ModelSettings(BaseModel):
-    # Which backend classifies: "rules" (default, offline, no GPU). Others plug in through classifier.backends.
-    backend: str = "rules"
+    # Which backend classifies: "hybrid" (default: rules + trained model, offline, CPU only) or "rules".
+    # Others (a fine-tuned transformer, an LLM endpoint) plug in through classifier.backends.BACKENDS;
+    # `options` reach the backend's factory (e.g. CLASSIFIER_MODEL__OPTIONS='{"path": "/models/x.npz"}').
+    backend: str = "hybrid"
     options: dict[str, str] = Field(default_factory=dict)
 
 

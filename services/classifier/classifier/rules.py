@@ -18,6 +18,7 @@ half-width punctuation), whose offset map lets evidence quote the original.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ THRESHOLD = 0.5
 BIAS = -3.0
 _MAX_EVIDENCE_PER_LABEL = 3
 _EVIDENCE_MIN_WEIGHT = 1.2
+_EVIDENCE_GATE = 0.15
+_FLAW_GATE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +97,17 @@ class Evidence:
 @dataclass(frozen=True, slots=True)
 class RuleResult:
     scores: dict[str, float]
+    # Spans for every label scoring at least _EVIDENCE_GATE: a model combining these scores with others
+    # may decide a label the rules alone leave below 0.5, and still needs the words that carry it.
     evidence: list[Evidence]
+    # Set when any flaw label scores at least _FLAW_GATE; callers show them only for flaw posts.
     component: str | None
     conditions: list[str]
+    # Every cue group that fired ("label:group") and the reply context's flags ("ctx:question"): features
+    # for a statistical model that learns its own weights for them.
+    cues: tuple[str, ...] = ()
+    # The normalized post text the rules read, so callers need not normalize it again.
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1285,7 +1296,9 @@ class _Context:
     text: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
 def _context(parent: str | None) -> _Context | None:
+    # Cached: in a busy thread many replies answer the same post.
     if not parent:
         return None
     p = normalize(parent)
@@ -1492,7 +1505,7 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
 
     evidence: list[Evidence] = []
     for label in LABELS:
-        if scores[label] < THRESHOLD:
+        if scores[label] < _EVIDENCE_GATE:
             continue
         hits = scan.hits[label] or scan.hits.get(_EVIDENCE_FALLBACK.get(label, ""), {})
         positive = sorted((hit for hit in hits.values() if hit[2] > 0), key=lambda h: -h[2])
@@ -1515,9 +1528,18 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
 
     component: str | None = None
     conditions: list[str] = []
-    if any(scores[label] >= THRESHOLD for label in FLAW_LABELS):
+    if any(scores[label] >= _FLAW_GATE for label in FLAW_LABELS):
         # The post's own words first; a bare "+1" takes the part from the thread.
         texts = [s] + ([t] if t else []) + ([ctx.text] if ctx is not None else [])
         component = _component(texts)
         conditions = _conditions(s)
-    return RuleResult(scores=scores, evidence=evidence, component=component, conditions=conditions)
+    cues = [f"{label}:{group}" for label, groups in scan.hits.items() for group in groups]
+    if ctx is not None:
+        cues += [f"ctx:{flag}" for flag in ("question", "hostile", "negative", "flaw", "conflict")
+                 if getattr(ctx, flag)]
+    if has_q:
+        cues.append("self:question")
+    if is_ad:
+        cues.append("self:ad")
+    return RuleResult(scores=scores, evidence=evidence, component=component, conditions=conditions,
+                      cues=tuple(cues), text=s)
