@@ -477,3 +477,51 @@ def test_speed_per_post() -> None:
     per_post = (time.perf_counter() - start) / (rounds * len(posts))
     # Target is well under 0.3 ms on one core; leave headroom for slow CI boxes.
     assert per_post < 0.002, per_post
+
+
+# ---------------------------------------------------------------------------
+# Paraphrase families added for recall (fresh sentences)
+# ---------------------------------------------------------------------------
+
+
+def test_workaround_outcome_paraphrases() -> None:
+    parent = "后视镜下雨天一直起雾,看不清后面"
+    assert "defect_workaround" in labels_of("我在镜片上喷了点防雾剂,现在清楚多了", parent)
+    assert "defect_workaround" in labels_of("店里重新打了一圈胶,再也没进过水", "天窗漏水把顶棚泡了")
+    assert "defect_workaround" in labels_of("拔了保险丝等五分钟,装回去就好了", "收音机没声音了")
+
+
+def test_quirk_framing_paraphrases() -> None:
+    assert "quirk_framing" in labels_of("电车冬天掉点续航在所难免,放宽心开就是了", "冬天续航掉得厉害")
+    assert "quirk_framing" in labels_of("胎噪大是运动胎的代价,抓地力好啊,有得有失", "胎噪好大")
+    # Quoting the excuse to reject it is defect framing, not quirk framing.
+    got = labels_of("别拿调校风格说事,刹车软就是质量问题,必须召回", "刹车软是调校风格")
+    assert "defect_framing" in got and "quirk_framing" not in got
+
+
+def test_mediation_paraphrases() -> None:
+    quarrel = "你懂个屁,纯电才是未来\n你才不懂,增程才实用"
+    assert "mediation" in labels_of("两边的说法其实不冲突,大家说车别说人,尊重彼此的选择", quarrel)
+    assert "mediation" in labels_of("请两位冷静,别互相攻击,有事私下沟通", quarrel)
+    # Comparing two cars is not settling a quarrel.
+    assert "mediation" not in labels_of("试驾完两台车,一台省心一台好开,各有优点")
+    assert "mediation" not in labels_of("这车高速太吵了,风噪受不了")
+
+
+def test_empathy_paraphrases() -> None:
+    parent = "半夜在高速上爆胎,一个人等救援等了三小时,吓坏了"
+    assert "empathy" in labels_of("那种害怕我能想象,人平安就好,回去好好休息", parent)
+    assert "empathy" not in labels_of("仪表亮黄灯别慌,长按复位键三秒就灭了", "仪表亮黄灯了怎么办")
+
+
+def test_bias_and_hostility_paraphrases() -> None:
+    parent = "这次OTA真香,比隔壁强多了"
+    got = labels_of("你是厂家派来的吧?天天替公司说好话", parent)
+    assert {"bias_accusation", "hostility"} <= got
+    assert "bias_accusation" in labels_of("感觉你只挑好的说,坏的一句不提,有点偏吧", parent)
+    assert "hostility" in labels_of("这么简单都要问,玻璃心还上什么论坛", "车机字体怎么调大?")
+
+
+def test_venting_paraphrases() -> None:
+    assert "venting" in labels_of("等配件等了两个月,客服只会背话术,心好累")
+    assert "venting" in labels_of("交车一拖再拖,耐心已经耗尽,以后不会再推荐给朋友")
