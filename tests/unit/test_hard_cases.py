@@ -54,7 +54,8 @@ def test_a_joke_without_a_quarrel_is_not_mediation(model: Backend) -> None:
 
 
 def test_negation_is_not_defect_framing_nor_complaint(model: Backend) -> None:
-    result = classify(model, "这个真不是质量问题,是冬天电池的正常特性,预热一下就好了", "冬天续航掉得厉害,是不是电池有问题")
+    result = classify(model, "这个真不是质量问题,是冬天电池的正常特性,预热一下就好了",
+                      "冬天续航掉得厉害,是不是电池有问题")
     assert "defect_framing" not in result.labels
     smooth = classify(model, "我的车机用了一年一点都不卡,流畅得很")
     assert "defect_complaint" not in smooth.labels
