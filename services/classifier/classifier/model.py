@@ -24,7 +24,10 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "models" / "hybrid.npz"
 @dataclass
 class Artifact:
     version: str
-    weights: np.ndarray  # (N_FEATURES, 16) float32
+    weights1: np.ndarray  # stage 1: (N_FEATURES, 16)
+    bias1: np.ndarray
+    gates: np.ndarray  # (16,) a stage-1 probability at or above its gate decides the label (>1: never)
+    weights: np.ndarray  # stage 2: (N_FEATURES + 16, 16), the extra rows read stage-1 probabilities
     bias: np.ndarray  # (16,)
     platt: np.ndarray  # (16, 2): calibrated = sigmoid(a * z + b)
     thresholds: np.ndarray  # (16,)
@@ -40,6 +43,7 @@ def _sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save(artifact: Artifact, path: Path) -> None:
+    w1_rows, w1_vals = _sparse_rows(artifact.weights1)
     w_rows, w_vals = _sparse_rows(artifact.weights)
     c_rows, c_vals = _sparse_rows(artifact.component_weights)
     lexicon = {c: sorted(words) for c, words in artifact.lexicon.categories.items()}
@@ -48,7 +52,8 @@ def save(artifact: Artifact, path: Path) -> None:
                             "components": list(COMPONENTS)}
     buffer = io.BytesIO()
     np.savez_compressed(
-        buffer, w_rows=w_rows, w_vals=w_vals, bias=artifact.bias.astype(np.float32),
+        buffer, w1_rows=w1_rows, w1_vals=w1_vals, bias1=artifact.bias1.astype(np.float32),
+        gates=artifact.gates.astype(np.float32), w_rows=w_rows, w_vals=w_vals, bias=artifact.bias.astype(np.float32),
         platt=artifact.platt.astype(np.float32), thresholds=artifact.thresholds.astype(np.float32),
         c_rows=c_rows, c_vals=c_vals, c_bias=artifact.component_bias.astype(np.float32),
         lexicon=np.frombuffer(json.dumps(lexicon, ensure_ascii=False, sort_keys=True).encode(), dtype=np.uint8),
@@ -64,13 +69,16 @@ def load(path: Path = DEFAULT_PATH) -> Artifact:
             raise ValueError(f"{path} was trained with other features; retrain it")
         if meta["labels"] != list(LABELS) or meta["components"] != list(COMPONENTS):
             raise ValueError(f"{path} was trained for other labels or components")
-        weights = np.zeros((features.N_FEATURES, len(LABELS)), dtype=np.float32)
+        weights1 = np.zeros((features.N_FEATURES, len(LABELS)), dtype=np.float32)
+        weights1[data["w1_rows"]] = data["w1_vals"]
+        weights = np.zeros((features.N_FEATURES + len(LABELS), len(LABELS)), dtype=np.float32)
         weights[data["w_rows"]] = data["w_vals"]
         component = np.zeros((features.N_FEATURES, len(COMPONENTS)), dtype=np.float32)
         component[data["c_rows"]] = data["c_vals"]
         lexicon = json.loads(data["lexicon"].tobytes())
         return Artifact(
-            version=meta["version"], weights=weights, bias=data["bias"], platt=data["platt"],
+            version=meta["version"], weights1=weights1, bias1=data["bias1"], gates=data["gates"],
+            weights=weights, bias=data["bias"], platt=data["platt"],
             thresholds=data["thresholds"], component_weights=component, component_bias=data["c_bias"],
             lexicon=Lexicon({c: frozenset(words) for c, words in lexicon.items()}), meta=meta)
 
@@ -100,11 +108,21 @@ class HybridBackend:
         return features.featurize(content, parent, title, self.artifact.lexicon)
 
     def scores(self, feats: list[Featurized]) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated label probabilities (n, 16) and component logits (n, components)."""
+        """Calibrated label probabilities (n, 16) and component logits (n, components).
+
+        A label whose stage-1 probability passes its gate scores at least its threshold, placed above it
+        as far as the stage-1 probability is above the gate, so `score >= threshold` stays the decision.
+        """
         a = self.artifact
         x = features.matrix(feats)
-        z = np.asarray(x @ a.weights) + a.bias
+        p1 = _sigmoid(np.asarray(x @ a.weights1) + a.bias1)
+        z = np.asarray(x @ a.weights[: features.N_FEATURES]) + p1 @ a.weights[features.N_FEATURES:] + a.bias
         probs = _sigmoid(a.platt[:, 0] * z + a.platt[:, 1])
+        gated = p1 >= a.gates
+        if gated.any():
+            span = np.maximum(1.0 - a.gates, 1e-6)
+            lifted = a.thresholds + (1.0 - a.thresholds) * (p1 - a.gates) / span
+            probs = np.where(gated, np.maximum(probs, lifted), probs)
         return probs, np.asarray(x @ a.component_weights) + a.component_bias
 
     def classify(self, items: Any) -> list[Classification]:

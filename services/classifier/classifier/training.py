@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix, vstack
+from scipy.sparse import csr_matrix, hstack, vstack
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
@@ -38,8 +38,12 @@ class Example:
 
 @dataclass
 class Config:
-    c: float = 4.0
-    cold_weight: float = 0.3
+    c: float = 16.0
+    cold_weight: float = 0.1
+    # A stage-1 hostility probability (the head that also learned COLD's offensive language) at or above
+    # this decides hostility on its own: confident offensive language is hostile even where the
+    # community-trained stage 2 hesitates.
+    offensive_gate: float = 0.7
     cold_limit: int | None = None
     folds: int = 5
     meta: dict[str, object] = field(default_factory=dict)
@@ -146,21 +150,31 @@ def train(examples: Sequence[Example], cold: Sequence[tuple[str, int]], config: 
     return fit(examples, x, cold_x, cold_y, config, lexicon, version, log)
 
 
+def _sig(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
 def fit(examples: Sequence[Example], x: csr_matrix, cold_x: csr_matrix | None, cold_y: np.ndarray, config: Config,
         lexicon: Lexicon, version: str, log: object = print) -> model.Artifact:
-    """The model from featurized examples: one calibrated head per label, thresholds from grouped CV."""
-    groups = np.array([e.family for e in examples])
-    n_labels = len(LABELS)
-    weights = np.zeros((features.N_FEATURES, n_labels), dtype=np.float32)
-    bias = np.zeros(n_labels, dtype=np.float32)
-    platt = np.zeros((n_labels, 2), dtype=np.float32)
-    thresholds = np.zeros(n_labels, dtype=np.float32)
-    folds = list(GroupKFold(n_splits=config.folds).split(x, groups=groups))
-    for j, label in enumerate(LABELS):
-        y = np.array([label in e.labels for e in examples], dtype=np.int64)
-        extra = label == "hostility" and cold_x is not None
+    """The model from featurized examples, in two stages.
 
-        def design(rows: np.ndarray, y: np.ndarray = y, with_cold: bool = extra
+    Stage 1: one logistic head per label over the features (hostility also learns from COLD). Stage 2: one
+    head per label over the features plus all 16 stage-1 probabilities, so each label sees the others
+    (a bias accusation that attacks is hostile, thanks after an insult is not gratitude). Stage-2 scores are
+    Platt-calibrated on grouped out-of-fold scores and each label's threshold maximizes its out-of-fold F1.
+    """
+    groups = np.array([e.family for e in examples])
+    folds = list(GroupKFold(n_splits=config.folds).split(x, groups=groups))
+    n, n_labels = len(examples), len(LABELS)
+    targets = np.array([[label in e.labels for label in LABELS] for e in examples], dtype=np.int64)
+    weights1 = np.zeros((features.N_FEATURES, n_labels), dtype=np.float32)
+    bias1 = np.zeros(n_labels, dtype=np.float32)
+    oof1 = np.zeros((n, n_labels))
+    for j, label in enumerate(LABELS):
+        y = targets[:, j]
+        with_cold = label == "hostility" and cold_x is not None
+
+        def design(rows: np.ndarray, y: np.ndarray = y, with_cold: bool = with_cold
                    ) -> tuple[csr_matrix, np.ndarray, np.ndarray | None]:
             if not with_cold:
                 return x[rows], y[rows], None
@@ -168,19 +182,33 @@ def fit(examples: Sequence[Example], x: csr_matrix, cold_x: csr_matrix | None, c
             w = np.concatenate([np.ones(len(rows)), np.full(cold_x.shape[0], config.cold_weight)])
             return vstack([x[rows], cold_x], format="csr"), np.concatenate([y[rows], cold_y]), w
 
-        oof = np.zeros(len(examples))
         for fit_rows, val_rows in folds:
             xs, ys, ws = design(fit_rows)
-            oof[val_rows] = _fit(xs, ys, ws, config.c).decision_function(x[val_rows])
-        a, b = _platt(oof, y)
-        calibrated = 1.0 / (1.0 + np.exp(-(a * oof + b)))
-        thresholds[j] = best_threshold(calibrated, y)
-        platt[j] = (a, b)
-        xs, ys, ws = design(np.arange(len(examples)))
+            oof1[val_rows, j] = _fit(xs, ys, ws, config.c).decision_function(x[val_rows])
+        xs, ys, ws = design(np.arange(n))
         clf = _fit(xs, ys, ws, config.c)
-        weights[:, j] = clf.coef_[0]
-        bias[j] = clf.intercept_[0]
+        weights1[:, j], bias1[j] = clf.coef_[0], clf.intercept_[0]
+
+    x2 = hstack([x, csr_matrix(_sig(oof1).astype(np.float32))], format="csr")
+    weights = np.zeros((features.N_FEATURES + n_labels, n_labels), dtype=np.float32)
+    bias = np.zeros(n_labels, dtype=np.float32)
+    platt = np.zeros((n_labels, 2), dtype=np.float32)
+    thresholds = np.zeros(n_labels, dtype=np.float32)
+    for j, label in enumerate(LABELS):
+        y = targets[:, j]
+        oof = np.zeros(n)
+        for fit_rows, val_rows in folds:
+            oof[val_rows] = _fit(x2[fit_rows], y[fit_rows], None, config.c).decision_function(x2[val_rows])
+        a, b = _platt(oof, y)
+        platt[j] = (a, b)
+        thresholds[j] = best_threshold(_sig(a * oof + b), y)
+        clf = _fit(x2, y, None, config.c)
+        weights[:, j], bias[j] = clf.coef_[0], clf.intercept_[0]
         log(f"  {label:<18} positives={int(y.sum()):>4} threshold={thresholds[j]:.2f}")
+    gates = np.full(n_labels, 2.0, dtype=np.float32)  # above 1: never
+    if cold_x is not None:
+        gates[LABELS.index("hostility")] = config.offensive_gate
+
     comp_rows = np.array([i for i, e in enumerate(examples) if e.component], dtype=np.int64)
     comp_y = np.array([COMPONENTS.index(examples[i].component) for i in comp_rows])  # type: ignore[arg-type]
     comp = LogisticRegression(C=config.c, solver="lbfgs", max_iter=2000)
@@ -190,9 +218,9 @@ def fit(examples: Sequence[Example], x: csr_matrix, cold_x: csr_matrix | None, c
     for k, cls in enumerate(comp.classes_):
         component_weights[:, cls] = comp.coef_[k]
         component_bias[cls] = comp.intercept_[k]
-    return model.Artifact(version=version, weights=weights, bias=bias, platt=platt, thresholds=thresholds,
-                          component_weights=component_weights, component_bias=component_bias, lexicon=lexicon,
-                          meta=dict(config.meta))
+    return model.Artifact(version=version, weights1=weights1, bias1=bias1, gates=gates, weights=weights, bias=bias,
+                          platt=platt, thresholds=thresholds, component_weights=component_weights,
+                          component_bias=component_bias, lexicon=lexicon, meta=dict(config.meta))
 
 
 def corpus_digest(paths: Iterable[Path]) -> str:
