@@ -98,8 +98,21 @@ def char_ngrams(text: str, namespace: int = 0) -> np.ndarray:
     return (np.concatenate(parts) & _MASK).astype(np.int64)
 
 
+_WORD_IDS: dict[tuple[str, str], int] = {}
+
+
 def word_ids(words: Sequence[str], namespace: str) -> list[int]:
-    return [zlib.crc32(f"{namespace}|{w}".encode()) & (HASH_SIZE - 1) for w in words]
+    # Words repeat across posts far more than they vary: memoize their hashes (bounded, so memory stays flat).
+    ids = []
+    for w in words:
+        key = (namespace, w)
+        h = _WORD_IDS.get(key)
+        if h is None:
+            h = zlib.crc32(f"{namespace}|{w}".encode()) & (HASH_SIZE - 1)
+            if len(_WORD_IDS) < 500_000:
+                _WORD_IDS[key] = h
+        ids.append(h)
+    return ids
 
 
 def _words(text: str) -> list[str]:
@@ -143,16 +156,25 @@ def featurize(content: str, parent: str | None, title: str | None, lexicon: Lexi
                       np.asarray(dense, dtype=np.float32), rule)
 
 
-def matrix(items: Sequence[Featurized]) -> csr_matrix:
-    """Rows of hashed counts (sublinear, L2-normalized) followed by the dense block."""
+def parts(items: Sequence[Featurized]) -> tuple[csr_matrix, np.ndarray]:
+    """The hashed block (sublinear counts, L2-normalized rows) and the dense block, kept apart for serving."""
+    lengths = np.fromiter((len(f.indices) for f in items), dtype=np.int64, count=len(items))
     indptr = np.zeros(len(items) + 1, dtype=np.int64)
-    np.cumsum([len(f.indices) for f in items], out=indptr[1:])
+    np.cumsum(lengths, out=indptr[1:])
     indices = np.concatenate([f.indices for f in items]) if items else np.empty(0, dtype=np.int64)
     sparse = csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(items), HASH_SIZE))
     sparse.sum_duplicates()
-    sparse.data = np.log1p(sparse.data)
-    norms = np.sqrt(np.asarray(sparse.multiply(sparse).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    sparse = csr_matrix(sparse.multiply(1.0 / norms[:, None]))
-    dense = csr_matrix(np.vstack([f.dense for f in items]) if items else np.empty((0, N_DENSE), dtype=np.float32))
-    return hstack([sparse, dense], format="csr", dtype=np.float32)
+    np.log1p(sparse.data, out=sparse.data)
+    row_sq = np.add.reduceat(sparse.data ** 2, sparse.indptr[:-1]) if sparse.nnz else np.zeros(0)
+    norms = np.ones(len(items), dtype=np.float32)
+    nonempty = np.diff(sparse.indptr) > 0
+    norms[nonempty] = np.sqrt(row_sq[nonempty])
+    sparse.data /= np.repeat(norms, np.diff(sparse.indptr))
+    dense = np.vstack([f.dense for f in items]) if items else np.empty((0, N_DENSE), dtype=np.float32)
+    return sparse, dense
+
+
+def matrix(items: Sequence[Featurized]) -> csr_matrix:
+    """Rows of hashed counts (sublinear, L2-normalized) followed by the dense block."""
+    sparse, dense = parts(items)
+    return hstack([sparse, csr_matrix(dense)], format="csr", dtype=np.float32)

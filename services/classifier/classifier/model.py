@@ -114,16 +114,19 @@ class HybridBackend:
         as far as the stage-1 probability is above the gate, so `score >= threshold` stays the decision.
         """
         a = self.artifact
-        x = features.matrix(feats)
-        p1 = _sigmoid(np.asarray(x @ a.weights1) + a.bias1)
-        z = np.asarray(x @ a.weights[: features.N_FEATURES]) + p1 @ a.weights[features.N_FEATURES:] + a.bias
+        sparse, dense = features.parts(feats)
+        h = features.HASH_SIZE
+        # Same as multiplying the stacked matrix, without building it.
+        p1 = _sigmoid(sparse @ a.weights1[:h] + dense @ a.weights1[h:] + a.bias1)
+        n = features.N_FEATURES
+        z = sparse @ a.weights[:h] + dense @ a.weights[h:n] + p1 @ a.weights[n:] + a.bias
         probs = _sigmoid(a.platt[:, 0] * z + a.platt[:, 1])
         gated = p1 >= a.gates
         if gated.any():
             span = np.maximum(1.0 - a.gates, 1e-6)
             lifted = a.thresholds + (1.0 - a.thresholds) * (p1 - a.gates) / span
             probs = np.where(gated, np.maximum(probs, lifted), probs)
-        return probs, np.asarray(x @ a.component_weights) + a.component_bias
+        return probs, sparse @ a.component_weights[:h] + dense @ a.component_weights[h:] + a.component_bias
 
     def classify(self, items: Any) -> list[Classification]:
         from classifier.backends import clip
@@ -141,7 +144,7 @@ class HybridBackend:
         component = choose_component(f.rule.component, comp) if flaw else None
         return Classification(
             labels=labels,  # type: ignore[arg-type]
-            scores={label: round(float(p), 4) for label, p in zip(LABELS, probs, strict=True)},  # type: ignore[misc]
+            scores=dict(zip(LABELS, np.round(probs, 4).tolist(), strict=True)),  # type: ignore[arg-type]
             component=component,  # type: ignore[arg-type]
             conditions=list(f.rule.conditions) if flaw else [],  # type: ignore[arg-type]
             evidence=self._evidence(f, labels),
