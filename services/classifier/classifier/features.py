@@ -94,25 +94,19 @@ def char_ngrams(text: str, namespace: int = 0) -> np.ndarray:
         h1 = cps * _P[0]
         h2 = h1[:-1] * np.uint64(31) + cps[1:] * _P[1]
         h3 = h2[:-1] * np.uint64(31) + cps[2:] * _P[2]
-        parts = [_mix(h1 ^ _SALT[0] ^ salt), _mix(h2 ^ _SALT[1] ^ salt), _mix(h3 ^ _SALT[2] ^ salt)]
-    return (np.concatenate(parts) & _MASK).astype(np.int64)
+        mixed = _mix(np.concatenate([h1 ^ _SALT[0], h2 ^ _SALT[1], h3 ^ _SALT[2]]) ^ salt)
+    return (mixed & _MASK).astype(np.int64)
 
 
-_WORD_IDS: dict[tuple[str, str], int] = {}
+@functools.cache
+def _namespace_seed(namespace: str) -> int:
+    return zlib.crc32(f"{namespace}|".encode())
 
 
 def word_ids(words: Sequence[str], namespace: str) -> list[int]:
-    # Words repeat across posts far more than they vary: memoize their hashes (bounded, so memory stays flat).
-    ids = []
-    for w in words:
-        key = (namespace, w)
-        h = _WORD_IDS.get(key)
-        if h is None:
-            h = zlib.crc32(f"{namespace}|{w}".encode()) & (HASH_SIZE - 1)
-            if len(_WORD_IDS) < 500_000:
-                _WORD_IDS[key] = h
-        ids.append(h)
-    return ids
+    """CRC32 of "namespace|word"; the namespace's CRC is computed once and continued per word."""
+    seed, mask = _namespace_seed(namespace), HASH_SIZE - 1
+    return [zlib.crc32(w.encode(), seed) & mask for w in words]
 
 
 def _words(text: str) -> list[str]:
