@@ -25,36 +25,11 @@ def labels_of(content: str, parent: str | None = None, title: str | None = None)
 # ---------------------------------------------------------------------------
 
 
-def test_label_names_follow_the_guide_order() -> None:
-    assert rules.LABELS == (
-        "defect_complaint",
-        "defect_report",
-        "defect_hypothesis",
-        "defect_workaround",
-        "quirk_framing",
-        "defect_framing",
-        "newcomer_answer",
-        "welcome",
-        "empathy",
-        "redirect_official",
-        "mediation",
-        "venting",
-        "hostility",
-        "bias_accusation",
-        "gratitude",
-        "newcomer_question",
-    )
-    assert "other" in rules.COMPONENTS and "adas" in rules.COMPONENTS
-    assert rules.CONDITIONS == (
-        "cold",
-        "heat",
-        "rain",
-        "speed",
-        "rough_road",
-        "batch",
-        "software_version",
-        "driving_habit",
-    )
+def test_rules_speak_the_contract_vocabulary() -> None:
+    from shared import labels
+
+    assert rules.LABELS == labels.LABELS
+    assert rules.COMPONENTS == labels.COMPONENTS and rules.CONDITIONS == labels.CONDITIONS
 
 
 def test_no_cue_matches_the_empty_string() -> None:

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from shared import labels
+
 from .normalize import normalize, normalize_aligned
 
 __all__ = [
@@ -35,49 +37,11 @@ __all__ = [
     "analyze",
 ]
 
-LABELS: tuple[str, ...] = (
-    "defect_complaint",
-    "defect_report",
-    "defect_hypothesis",
-    "defect_workaround",
-    "quirk_framing",
-    "defect_framing",
-    "newcomer_answer",
-    "welcome",
-    "empathy",
-    "redirect_official",
-    "mediation",
-    "venting",
-    "hostility",
-    "bias_accusation",
-    "gratitude",
-    "newcomer_question",
-)
-FLAW_LABELS: tuple[str, ...] = LABELS[:6]
-
-COMPONENTS: tuple[str, ...] = (
-    "infotainment",
-    "body",
-    "interior",
-    "hvac",
-    "powertrain",
-    "battery_charging",
-    "chassis",
-    "adas",
-    "electrical",
-    "app",
-    "other",
-)
-CONDITIONS: tuple[str, ...] = (
-    "cold",
-    "heat",
-    "rain",
-    "speed",
-    "rough_road",
-    "batch",
-    "software_version",
-    "driving_habit",
-)
+# The vocabulary is the contract's (labels.md), defined once in the schema package.
+FLAW_LABELS = labels.FLAW_LABELS
+LABELS = labels.LABELS
+COMPONENTS = labels.COMPONENTS
+CONDITIONS = labels.CONDITIONS
 
 THRESHOLD = 0.5
 # Prior of every label: a post with no cue at all scores sigmoid(-3) ~ 0.05.
