@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared import errors, logs, metrics, middleware
+from shared import db, errors, kafka, logs, metrics, middleware
 from shared.auth import TokenRegistry
 from shared.settings import ServiceSettings
 
@@ -32,6 +32,21 @@ class Ready(BaseModel):
 
 async def _not_started() -> dict[str, bool]:
     return {"started": False}
+
+
+def readiness_probe(*, producer: kafka.ManagedProducer, database: db.Database | None = None,
+                    consumer: kafka.ConsumerLoop | None = None) -> Readiness:
+    """The /readyz checks of a service: the broker, and its database and consumer when it has them."""
+
+    async def probe() -> dict[str, bool]:
+        checks = {"kafka": await producer.ready()}
+        if database is not None:
+            checks["database"] = await database.ready()
+        if consumer is not None:
+            checks["consumer"] = consumer.healthy
+        return checks
+
+    return probe
 
 
 def database_ready(request: Request) -> None:

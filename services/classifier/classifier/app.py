@@ -27,10 +27,7 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         app.state.kafka = producer
         app.state.consumer = consumer
 
-        async def readiness() -> dict[str, bool]:
-            return {"kafka": await producer.ready(), "consumer": consumer.healthy}
-
-        app.state.readiness = readiness
+        app.state.readiness = base.readiness_probe(producer=producer, consumer=consumer)
 
         consumer.start()
         try:

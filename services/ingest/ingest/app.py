@@ -29,9 +29,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         app.state.database = database
         app.state.kafka = producer
 
-        async def readiness() -> dict[str, bool]:
-            return {"kafka": await producer.ready(), "database": await database.ready()}
-
         async def relay() -> None:
             await producer.started.wait()
             while True:
@@ -43,7 +40,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     log.warning("outbox relay pass failed", extra={"error": repr(exc)})
                 await asyncio.sleep(settings.outbox.interval_s)
 
-        app.state.readiness = readiness
+        app.state.readiness = base.readiness_probe(producer=producer, database=database)
         relay_task = asyncio.create_task(relay(), name="outbox-relay")
         try:
             yield

@@ -30,11 +30,7 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         app.state.kafka = producer
         app.state.consumer = consumer
 
-        async def readiness() -> dict[str, bool]:
-            return {"kafka": await producer.ready(), "database": await database.ready(),
-                    "consumer": consumer.healthy}
-
-        app.state.readiness = readiness
+        app.state.readiness = base.readiness_probe(producer=producer, database=database, consumer=consumer)
         consumer.start()
         try:
             yield
