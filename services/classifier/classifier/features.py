@@ -159,11 +159,12 @@ def parts(items: Sequence[Featurized]) -> tuple[csr_matrix, np.ndarray]:
     sparse = csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(items), HASH_SIZE))
     sparse.sum_duplicates()
     np.log1p(sparse.data, out=sparse.data)
-    row_sq = np.add.reduceat(sparse.data ** 2, sparse.indptr[:-1]) if sparse.nnz else np.zeros(0)
-    norms = np.ones(len(items), dtype=np.float32)
-    nonempty = np.diff(sparse.indptr) > 0
-    norms[nonempty] = np.sqrt(row_sq[nonempty])
-    sparse.data /= np.repeat(norms, np.diff(sparse.indptr))
+    # A row can be empty (a post of control characters only normalizes to nothing): bincount, unlike
+    # reduceat, gives such rows 0 instead of failing on their index.
+    per_row = np.diff(sparse.indptr)
+    row_sq = np.bincount(np.repeat(np.arange(len(items)), per_row), weights=sparse.data ** 2, minlength=len(items))
+    norms = np.where(row_sq > 0, np.sqrt(row_sq), 1.0).astype(np.float32)
+    sparse.data /= np.repeat(norms, per_row)
     dense = np.vstack([f.dense for f in items]) if items else np.empty((0, N_DENSE), dtype=np.float32)
     return sparse, dense
 
