@@ -5,8 +5,8 @@ probe on `app.state.readiness`.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -47,6 +47,32 @@ def readiness_probe(*, producer: kafka.ManagedProducer, database: db.Database | 
         return checks
 
     return probe
+
+
+@asynccontextmanager
+async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db.Database | None = None,
+                  consumer: kafka.ConsumerLoop | None = None) -> AsyncIterator[None]:
+    """A service's infrastructure for the span of its lifespan: started (each keeps retrying in the
+    background until its dependency answers), exposed on `app.state` with the readiness probe, and
+    stopped in reverse order, so the consumer's last commit still has its producer and database."""
+    if database is not None:
+        database.start()
+        app.state.database = database
+        app.state.engine = database.engine
+    producer.start()
+    app.state.kafka = producer
+    if consumer is not None:
+        consumer.start()
+        app.state.consumer = consumer
+    app.state.readiness = readiness_probe(producer=producer, database=database, consumer=consumer)
+    try:
+        yield
+    finally:
+        if consumer is not None:
+            await consumer.stop()
+        await producer.stop()
+        if database is not None:
+            await database.stop()
 
 
 def database_ready(request: Request) -> None:

@@ -18,23 +18,13 @@ def create_app(settings: ClassifierSettings | None = None) -> FastAPI:
         backend = backends.load(settings.model.backend, settings.model.options)
         producer = kafka.ManagedProducer(settings.kafka, client_id="classifier",
                                          create_topics=settings.kafka.create_topics)
-        producer.start()
         consumer = kafka.ConsumerLoop(
             service="classifier", topic_names=[topics.POSTS], group=settings.kafka.group_id or "anchor-classifier",
             settings=settings.kafka, producer=producer,
             handler=functools.partial(service.handle_posts, backend=backend, producer=producer))
         app.state.backend = backend
-        app.state.kafka = producer
-        app.state.consumer = consumer
-
-        app.state.readiness = base.readiness_probe(producer=producer, consumer=consumer)
-
-        consumer.start()
-        try:
+        async with base.running(app, producer=producer, consumer=consumer):
             yield
-        finally:
-            await consumer.stop()
-            await producer.stop()
 
     app = base.build(service="classifier", title="Anchor classifier",
                      description="Labels community posts per labels.md; consumes koc.posts.v1, "

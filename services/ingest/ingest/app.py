@@ -20,36 +20,28 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size)
-        database.start()
-        engine = database.engine
         producer = kafka.ManagedProducer(settings.kafka, client_id="ingest",
                                          create_topics=settings.kafka.create_topics)
-        producer.start()
-        app.state.engine = engine
-        app.state.database = database
-        app.state.kafka = producer
 
         async def relay() -> None:
             await producer.started.wait()
             while True:
                 try:
-                    await service.relay_once(engine=engine, producer=producer,
+                    await service.relay_once(engine=database.engine, producer=producer,
                                              grace=timedelta(seconds=settings.outbox.grace_s),
                                              limit=settings.outbox.batch)
                 except Exception as exc:
                     log.warning("outbox relay pass failed", extra={"error": repr(exc)})
                 await asyncio.sleep(settings.outbox.interval_s)
 
-        app.state.readiness = base.readiness_probe(producer=producer, database=database)
-        relay_task = asyncio.create_task(relay(), name="outbox-relay")
-        try:
-            yield
-        finally:
-            relay_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await relay_task
-            await producer.stop()
-            await database.stop()
+        async with base.running(app, producer=producer, database=database):
+            relay_task = asyncio.create_task(relay(), name="outbox-relay")
+            try:
+                yield
+            finally:
+                relay_task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await relay_task
 
     app = base.build(service="ingest", title="Anchor ingest",
                      description="Accepts community posts and reactions, de-duplicates them and publishes events.",

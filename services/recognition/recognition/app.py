@@ -16,28 +16,14 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size)
-        database.start()
-        engine = database.engine
         producer = kafka.ManagedProducer(settings.kafka, client_id="recognition",
                                          create_topics=settings.kafka.create_topics)
-        producer.start()
         consumer = kafka.ConsumerLoop(
             service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS],
             group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
-            handler=functools.partial(service.handle, engine=engine), after=[database.initialized])
-        app.state.engine = engine
-        app.state.database = database
-        app.state.kafka = producer
-        app.state.consumer = consumer
-
-        app.state.readiness = base.readiness_probe(producer=producer, database=database, consumer=consumer)
-        consumer.start()
-        try:
+            handler=functools.partial(service.handle, engine=database.engine), after=[database.initialized])
+        async with base.running(app, producer=producer, database=database, consumer=consumer):
             yield
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            await database.stop()
 
     app = base.build(service="recognition", title="Anchor recognition",
                      description="The member ledger and the recognition, burnout-risk, topic and health views.",
