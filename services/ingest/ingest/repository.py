@@ -36,9 +36,14 @@ def mark_published(session: Session, model: Record, ids: Iterable[str]) -> None:
         session.exec(update(model).where(key.in_(ids[start:start + 500])).values(published=True))  # type: ignore[call-overload]
 
 
-def unpublished(session: Session, model: Record, *, older_than: datetime, limit: int) -> list[tuple[str, str]]:
-    key = model.post_id if model is AcceptedPost else model.reaction_id  # type: ignore[union-attr]
-    stmt = (select(key, model.payload)
+def unpublished(session: Session, model: Record, *, older_than: datetime,
+                limit: int) -> list[tuple[str, str, str]]:
+    """(id, Kafka key, payload) of rows still unpublished after `older_than`, oldest first."""
+    if model is AcceptedPost:
+        ident, key = AcceptedPost.post_id, AcceptedPost.thread_id
+    else:
+        ident, key = AcceptedReaction.reaction_id, AcceptedReaction.post_id
+    stmt = (select(ident, key, model.payload)
             .where(col(model.published).is_(False), col(model.ingested_at) < older_than)
             .order_by(col(model.ingested_at)).limit(limit))
-    return [(k, p) for k, p in session.exec(stmt)]
+    return [(i, k, p) for i, k, p in session.exec(stmt)]

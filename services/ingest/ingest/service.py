@@ -140,21 +140,16 @@ async def relay_once(*, engine: Engine, producer: kafka.ManagedProducer, grace: 
     """Publishes rows left unpublished for longer than `grace`. Returns how many were sent."""
     sent = 0
     for model, topic, kind in ((AcceptedPost, topics.POSTS, "post"), (AcceptedReaction, topics.REACTIONS, "reaction")):
-        def load(m: type[AcceptedPost] | type[AcceptedReaction] = model) -> list[tuple[str, str]]:
+        def load(m: type[AcceptedPost] | type[AcceptedReaction] = model) -> list[tuple[str, str, str]]:
             with db.unit_of_work(engine) as session:
                 return repository.unpublished(session, m, older_than=datetime.now(UTC) - grace, limit=limit)
 
         pending = await asyncio.to_thread(load)
         if not pending:
             continue
-        outgoing = [Outgoing(ident, _key(model, payload), payload.encode()) for ident, payload in pending]
+        outgoing = [Outgoing(ident, key.encode(), payload.encode()) for ident, key, payload in pending]
         if await publish(producer=producer, engine=engine, topic=topic, model=model, outgoing=outgoing):
             INGEST_RELAYED.labels(kind).inc(len(outgoing))
             sent += len(outgoing)
     return sent
 
-
-def _key(model: type[AcceptedPost] | type[AcceptedReaction], payload: str) -> bytes:
-    if model is AcceptedPost:
-        return PostEvent.model_validate_json(payload).thread_id.encode()
-    return ReactionEvent.model_validate_json(payload).post_id.encode()
