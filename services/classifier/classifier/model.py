@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier import features
+from classifier import backends, features
 from classifier.features import Featurized, Lexicon
 from shared.events import Classification, EvidenceSpan
 from shared.labels import COMPONENTS, FLAW_LABELS, LABELS
@@ -129,9 +129,8 @@ class HybridBackend:
         return probs, sparse @ a.component_weights[:h] + dense @ a.component_weights[h:] + a.component_bias
 
     def classify(self, items: Any) -> list[Classification]:
-        from classifier.backends import clip
-
-        feats = [self.featurize(clip(i.content) or "", clip(i.parent_content), i.title) for i in items]
+        feats = [self.featurize(backends.clip(i.content) or "", backends.clip(i.parent_content), i.title)
+                 for i in items]
         if not feats:
             return []
         probs, comp = self.scores(feats)
