@@ -21,7 +21,8 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         consumer = kafka.ConsumerLoop(
             service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS],
             group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
-            handler=functools.partial(service.handle, engine=database.engine), after=[database.initialized])
+            handler=functools.partial(service.handle, engine=database.engine, zone=settings.ledger.zone),
+            after=[database.initialized])
         async with base.running(app, producer=producer, database=database, consumer=consumer):
             yield
 

@@ -1,8 +1,40 @@
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DatabaseSettings, HttpSettings, KafkaSettings, ServiceSettings
+
+
+class LedgerSettings(BaseModel):
+    # Local calendar of the community: the daily cap and "late night" follow it.
+    timezone: str = "Asia/Shanghai"
+    # Labels of one kind a member earns per local day; more are stored but do not count (anti-flooding).
+    daily_cap: int = Field(12, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class RiskSettings(BaseModel):
+    window_days: int = Field(30, ge=7, le=365)
+    baseline_days: int = Field(90, ge=14, le=730)
+    # Recent activity compared with the baseline for withdrawal.
+    recent_days: int = Field(14, ge=3, le=60)
+
+
+class AlertSettings(BaseModel):
+    # How often the community snapshot (risk list, topics, health, gauges, alerts) is recomputed.
+    refresh_seconds: float = Field(30.0, gt=0)
+    unanswered_venting_hours: float = Field(6.0, gt=0)
 
 
 class RecognitionSettings(ServiceSettings):
@@ -11,6 +43,9 @@ class RecognitionSettings(ServiceSettings):
     database: DatabaseSettings = DatabaseSettings(url="sqlite:///./data/recognition.db")
     http: HttpSettings = HttpSettings(port=8003)
     kafka: KafkaSettings = KafkaSettings(group_id="anchor-recognition")
+    ledger: LedgerSettings = LedgerSettings()
+    risk: RiskSettings = RiskSettings()
+    alerts: AlertSettings = AlertSettings()
 
 
 @lru_cache

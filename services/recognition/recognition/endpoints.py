@@ -1,12 +1,14 @@
 import asyncio
-from datetime import UTC, datetime
-from typing import Annotated
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime
 
-from recognition import service
-from recognition.schemas import MemberView, PostView
+from recognition import awards, service
+from recognition import schemas as s
+from recognition.config import RecognitionSettings
 from shared import app as base
 from shared import auth, db, errors
 
@@ -14,29 +16,93 @@ router = APIRouter(prefix="/v1", tags=["recognition"],
                    responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND,
                    dependencies=[Depends(base.database_ready)])
 Read = Annotated[auth.Principal, Depends(auth.require("read"))]
+Wellbeing = Annotated[auth.Principal, Depends(auth.require("wellbeing"))]
+Recognize = Annotated[auth.Principal, Depends(auth.require("recognize"))]
 AsOf = Annotated[AwareDatetime | None, Query(description="RFC 3339 instant to replay history at (default now)")]
 IdPath = Annotated[str, Path(min_length=1, max_length=128)]
+Level = Literal["low", "elevated", "high", "critical"]
+T = TypeVar("T")
+
+NOMINATION_DAYS = 365
 
 
 def _as_of(value: datetime | None) -> datetime:
     return (value or datetime.now(UTC)).astimezone(UTC)
 
 
-@router.get("/posts/{post_id}", response_model=PostView, summary="A classified post (404 until processed)")
-async def get_post(post_id: IdPath, request: Request, _: Read) -> PostView:
-    def read() -> PostView:
+async def _read(request: Request, work: Callable[..., T], **kwargs: object) -> T:
+    """Runs a service read in a worker thread inside one unit of work."""
+    def run() -> T:
         with db.unit_of_work(request.app.state.engine) as session:
-            return service.post_view(session=session, post_id=post_id)
+            return work(session=session, **kwargs)
 
-    return await asyncio.to_thread(read)
+    return await asyncio.to_thread(run)
 
 
-@router.get("/members/{member_id}", response_model=MemberView, summary="A member's labor and what they received")
-async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> MemberView:
-    when = _as_of(as_of)
+def _settings(request: Request) -> RecognitionSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
 
-    def read() -> MemberView:
-        with db.unit_of_work(request.app.state.engine) as session:
-            return service.member_view(session=session, member_id=member_id, as_of=when)
 
-    return await asyncio.to_thread(read)
+@router.get("/posts/{post_id}", response_model=s.PostView, summary="A classified post (404 until processed)")
+async def get_post(post_id: IdPath, request: Request, _: Read) -> s.PostView:
+    return await _read(request, service.post_view, post_id=post_id)
+
+
+@router.get("/members/{member_id}", response_model=s.MemberView, summary="A member's labor and what they received")
+async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.MemberView:
+    return await _read(request, service.member_view, member_id=member_id, as_of=_as_of(as_of),
+                       daily_cap=_settings(request).ledger.daily_cap)
+
+
+@router.get("/members/{member_id}/burnout-risk", response_model=s.BurnoutRisk,
+            summary="A member's acknowledgment gap (non-clinical), with drivers, evidence and actions")
+async def get_burnout_risk(member_id: IdPath, request: Request, _: Wellbeing, as_of: AsOf = None) -> s.BurnoutRisk:
+    return await _read(request, service.burnout_risk, settings=_settings(request), member_id=member_id,
+                       as_of=_as_of(as_of))
+
+
+@router.get("/burnout-risk", response_model=s.BurnoutList, summary="Members at or above a risk level, highest first")
+async def list_burnout_risk(request: Request, _: Wellbeing, level: Level = "high",
+                            limit: Annotated[int, Query(ge=1, le=500)] = 50, as_of: AsOf = None) -> s.BurnoutList:
+    return await _read(request, service.burnout_list, settings=_settings(request), level=level, limit=limit,
+                       as_of=_as_of(as_of))
+
+
+@router.post("/members/{member_id}/acknowledgements", status_code=201, response_model=s.AcknowledgementOut,
+             summary="Record a brand acknowledgement (reward: lowers the member's risk)")
+async def post_acknowledgement(member_id: IdPath, body: s.AcknowledgementIn, request: Request,
+                               principal: Recognize) -> s.AcknowledgementOut:
+    return await _read(request, service.acknowledge, member_id=member_id, body=body, recorded_by=principal.name,
+                       now=datetime.now(UTC))
+
+
+@router.get("/recognition/nominations", response_model=s.Nominations, summary="Ranked nominees for an award")
+async def get_nominations(request: Request, _: Read, award: Literal[awards.Award],  # type: ignore[valid-type]
+                          since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+                          limit: Annotated[int, Query(ge=1, le=100)] = 10) -> s.Nominations:
+    end = _as_of(until)
+    start = since.astimezone(UTC) if since else end - timedelta(days=NOMINATION_DAYS)
+    if start > end:
+        raise errors.AnchorError(422, "invalid", "since must not be after until", field="since")
+    return await _read(request, service.nominations, settings=_settings(request), award=award, since=start,
+                       until=end, limit=limit)
+
+
+@router.get("/members/{member_id}/thank-you", response_model=s.ThankYou,
+            summary="A specific thank-you draft naming what the member did")
+async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.ThankYou:
+    return await _read(request, service.thank_you, member_id=member_id, as_of=_as_of(as_of))
+
+
+@router.get("/defect-topics", response_model=s.DefectTopics, summary="Flaw topics with stage, consensus and safety")
+async def get_defect_topics(request: Request, _: Read,
+                            consensus: Literal["investigating", "quirk", "defect", "contested"] | None = None,
+                            as_of: AsOf = None) -> s.DefectTopics:
+    return await _read(request, service.defect_topics, as_of=_as_of(as_of), consensus=consensus)
+
+
+@router.get("/community/health", response_model=s.CommunityHealth, summary="Community health over a window")
+async def get_health(request: Request, _: Read, as_of: AsOf = None,
+                     days: Annotated[int, Query(ge=1, le=365)] = service.HEALTH_DAYS) -> s.CommunityHealth:
+    return await _read(request, service.community_health, settings=_settings(request), as_of=_as_of(as_of),
+                       days=days)

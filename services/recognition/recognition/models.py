@@ -41,20 +41,44 @@ class StoredPost(SQLModel, table=True):
 
 
 class PostLabel(SQLModel, table=True):
-    """One row per (post, label): the unit every count and ranking aggregates."""
+    """One row per (post, label): the unit every count, score and ranking aggregates."""
 
     __tablename__ = "rec_post_labels"
     __table_args__ = (
         Index("ix_rec_post_labels_author", "author_id", "label", "created_at"),
         Index("ix_rec_post_labels_target", "target_author_id", "label", "created_at"),
+        Index("ix_rec_post_labels_label", "label", "created_at"),
+        Index("ix_rec_post_labels_reply", "reply_to_post_id", "label"),
+        Index("ix_rec_post_labels_thread", "thread_id", "created_at"),
     )
 
     post_id: str = Field(primary_key=True, max_length=128)
     label: str = Field(primary_key=True, max_length=32)
     author_id: str = Field(max_length=128)
     target_author_id: str | None = Field(default=None, max_length=128)
+    reply_to_post_id: str | None = Field(default=None, max_length=128)
     thread_id: str = Field(max_length=128)
     is_official: bool = False
+    # Whether this label counts for its author: labor only when directed at another member (a reply to
+    # someone else, or a post in a thread someone else opened), research always, staff never.
+    credited: bool = False
+    # The community's local calendar day and hour: the daily cap and "late night" are local notions.
+    day: str = Field(max_length=10)
+    hour: int = 0
+    component: str | None = Field(default=None, max_length=32)
+    conditions: str = Field(default="", max_length=200)  # comma-separated, for topic aggregation
+    created_at: datetime = _at()
+
+
+class Thread(SQLModel, table=True):
+    """Who opened each thread: a post that replies to no one is directed at the thread's opener."""
+
+    __tablename__ = "rec_threads"
+
+    thread_id: str = Field(primary_key=True, max_length=128)
+    opener_post_id: str = Field(max_length=128)
+    opener_author_id: str = Field(max_length=128)
+    title: str | None = None
     created_at: datetime = _at()
 
 
@@ -71,9 +95,38 @@ class Member(SQLModel, table=True):
 
 class StoredReaction(SQLModel, table=True):
     __tablename__ = "rec_reactions"
+    __table_args__ = (Index("ix_rec_reactions_to", "to_author_id", "created_at"),)
 
     reaction_id: str = Field(primary_key=True, max_length=128)
     post_id: str = Field(index=True, max_length=128)
     from_author_id: str = Field(max_length=128)
+    # The reacted-to post's author, filled in when that post is known (reactions can arrive first).
+    to_author_id: str | None = Field(default=None, max_length=128)
     kind: str = Field(max_length=32)
     created_at: datetime = _at(index=True)
+
+
+class Acknowledgement(SQLModel, table=True):
+    """A brand's acknowledgement of a member (private thanks, public award, gift): reward in the risk model."""
+
+    __tablename__ = "rec_acknowledgements"
+    __table_args__ = (Index("ix_rec_ack_member", "member_id", "created_at"),)
+
+    acknowledgement_id: str = Field(primary_key=True, max_length=128)
+    member_id: str = Field(max_length=128)
+    kind: str = Field(max_length=32)
+    note: str | None = None
+    created_at: datetime = _at()
+    recorded_at: datetime = _at()
+    recorded_by: str = Field(max_length=128)
+
+
+class AlertState(SQLModel, table=True):
+    """The last state alerted per subject, so each alert fires once per crossing, across restarts and replicas."""
+
+    __tablename__ = "rec_alert_state"
+
+    alert_key: str = Field(primary_key=True, max_length=300)
+    kind: str = Field(max_length=32)
+    state: str = Field(max_length=32)
+    updated_at: datetime = _at()

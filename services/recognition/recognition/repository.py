@@ -1,17 +1,19 @@
 """Queries on recognition's tables. Functions take the session; the caller's unit of work commits."""
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select, update
 
-from recognition.models import Member, PostLabel, StoredPost, StoredReaction
+from recognition import flaw_topics, health, risk
+from recognition.models import Acknowledgement, Member, PostLabel, StoredPost, StoredReaction, Thread
 from shared import db
 from shared.events import ClassifiedPostEvent, ReactionEvent
-from shared.labels import LABOR_LABELS, RECEIVED_LABELS, RESEARCH_LABELS
+from shared.labels import FLAW_LABELS, LABOR_LABELS, RECEIVED_LABELS, RESEARCH_LABELS
 
 
 def authors_of(session: Session, post_ids: Sequence[str]) -> dict[str, str]:
@@ -24,12 +26,14 @@ def authors_of(session: Session, post_ids: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now: datetime) -> list[str]:
+def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now: datetime, zone: tzinfo) -> list[str]:
     """Stores classified posts not stored before; returns the ids newly stored."""
     in_batch = {e.post_id: e.author_id for e in events}
     unresolved = [e.reply_to_post_id for e in events
                   if e.reply_to_post_id and e.parent is None and e.reply_to_post_id not in in_batch]
     known = authors_of(session, unresolved) if unresolved else {}
+    openers_changed = _upsert_threads(session, events)
+    openers = thread_openers(session, {e.thread_id for e in events})
     rows, label_rows = [], []
     for e in events:
         target = _target(e, in_batch, known)
@@ -44,16 +48,113 @@ def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now:
             "conditions": list(c.conditions), "evidence": [s.model_dump() for s in c.evidence],
             "model_version": c.model_version,
         })
-        label_rows.extend({"post_id": e.post_id, "label": label, "author_id": e.author_id,
-                           "target_author_id": target, "thread_id": e.thread_id, "is_official": e.is_official,
-                           "created_at": e.created_at} for label in c.labels)
+        local = e.created_at.astimezone(zone)
+        directed = is_directed(author=e.author_id, reply_to=e.reply_to_post_id, target=target,
+                               opener=openers.get(e.thread_id))
+        label_rows.extend({
+            "post_id": e.post_id, "label": label, "author_id": e.author_id, "target_author_id": target,
+            "reply_to_post_id": e.reply_to_post_id, "thread_id": e.thread_id, "is_official": e.is_official,
+            "credited": credits(label, official=e.is_official, directed=directed),
+            "day": local.date().isoformat(), "hour": local.hour, "component": c.component,
+            "conditions": ",".join(c.conditions),
+            "created_at": e.created_at} for label in c.labels)
     inserted = set(db.insert_ignore(session, StoredPost.__table__, rows, key=["post_id"], returning="post_id"))  # type: ignore[attr-defined]
     db.insert_ignore(session, PostLabel.__table__, [r for r in label_rows if r["post_id"] in inserted],  # type: ignore[attr-defined]
                      key=["post_id", "label"])
     fresh = [e for e in events if e.post_id in inserted]
-    _backfill_targets(session, {e.post_id: e.author_id for e in fresh})
+    authors = {e.post_id: e.author_id for e in fresh}
+    orphans = _backfill_targets(session, authors)
+    _backfill_reactions(session, authors)
+    stale = orphans + _unreplied_posts(session, openers_changed, exclude=set(inserted))
+    if stale:
+        _recredit(session, stale)
     _upsert_members(session, fresh)
     return [e.post_id for e in fresh]
+
+
+def is_directed(*, author: str, reply_to: str | None, target: str | None, opener: str | None) -> bool:
+    """Labor counts only when it is done for someone else: a reply to another member's post, or a post in a
+    thread another member opened (also the fallback while a reply's parent is unknown)."""
+    if reply_to is not None and target is not None:
+        return target != author
+    return opener is not None and opener != author
+
+
+def credits(label: str, *, official: bool, directed: bool) -> bool:
+    if official:
+        return False
+    if label in LABOR_LABELS:
+        return directed
+    return label in RESEARCH_LABELS
+
+
+def thread_openers(session: Session, thread_ids: Iterable[str]) -> dict[str, str]:
+    ids = list(thread_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        stmt = select(Thread.thread_id, Thread.opener_author_id).where(col(Thread.thread_id).in_(chunk))
+        found.update(dict(session.exec(stmt).all()))
+    return found
+
+
+def _upsert_threads(session: Session, events: Sequence[ClassifiedPostEvent]) -> list[str]:
+    """Records the earliest post that replies to no one as each thread's opener; returns the threads whose
+    opener this batch set or changed (their other unreplied posts need their credit recomputed)."""
+    earliest: dict[str, ClassifiedPostEvent] = {}
+    for e in events:
+        if e.reply_to_post_id is None:
+            seen = earliest.get(e.thread_id)
+            if seen is None or (e.created_at, e.post_id) < (seen.created_at, seen.post_id):
+                earliest[e.thread_id] = e
+    if not earliest:
+        return []
+    before = thread_openers(session, earliest)
+    table = Thread.__table__  # type: ignore[attr-defined]
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = module.insert(table).values([
+        {"thread_id": t, "opener_post_id": e.post_id, "opener_author_id": e.author_id, "title": e.title,
+         "created_at": e.created_at} for t, e in earliest.items()])
+    new = stmt.excluded
+    earlier = new.created_at < table.c.created_at
+    stmt = stmt.on_conflict_do_update(index_elements=["thread_id"], set_={
+        "opener_post_id": case((earlier, new.opener_post_id), else_=table.c.opener_post_id),
+        "opener_author_id": case((earlier, new.opener_author_id), else_=table.c.opener_author_id),
+        "title": case((earlier, func.coalesce(new.title, table.c.title)),
+                      else_=func.coalesce(table.c.title, new.title)),
+        "created_at": case((earlier, new.created_at), else_=table.c.created_at),
+    })
+    session.execute(stmt)
+    after = thread_openers(session, earliest)
+    return [t for t in earliest if before.get(t) != after.get(t)]
+
+
+def _unreplied_posts(session: Session, thread_ids: Sequence[str], *, exclude: set[str]) -> list[str]:
+    found: list[str] = []
+    for start in range(0, len(thread_ids), 500):
+        stmt = select(StoredPost.post_id).where(col(StoredPost.thread_id).in_(thread_ids[start:start + 500]))
+        found.extend(p for p in session.exec(stmt).all() if p not in exclude)
+    return found
+
+
+def _recredit(session: Session, post_ids: Sequence[str]) -> None:
+    """Recomputes `credited` on posts whose reply target or thread opener became known after they were stored."""
+    posts: list[tuple[str, str, str | None, str | None, str, bool]] = []
+    for start in range(0, len(post_ids), 500):
+        stmt = select(StoredPost.post_id, StoredPost.author_id, StoredPost.reply_to_post_id,
+                      StoredPost.target_author_id, StoredPost.thread_id, StoredPost.is_official
+                      ).where(col(StoredPost.post_id).in_(post_ids[start:start + 500]))
+        posts.extend(session.exec(stmt).all())  # type: ignore[arg-type]
+    openers = thread_openers(session, {p[4] for p in posts})
+    verdict: dict[bool, list[str]] = {True: [], False: []}
+    for post_id, author, reply_to, target, thread, official in posts:
+        directed = is_directed(author=author, reply_to=reply_to, target=target, opener=openers.get(thread))
+        verdict[directed and not official].append(post_id)
+    for value, ids in verdict.items():
+        for start in range(0, len(ids), 500):
+            session.exec(update(PostLabel).where(  # type: ignore[call-overload]
+                col(PostLabel.post_id).in_(ids[start:start + 500]), col(PostLabel.label).in_(LABOR_LABELS)
+            ).values(credited=value))
 
 
 def _target(e: ClassifiedPostEvent, in_batch: dict[str, str], known: dict[str, str]) -> str | None:
@@ -64,10 +165,10 @@ def _target(e: ClassifiedPostEvent, in_batch: dict[str, str], known: dict[str, s
     return in_batch.get(e.reply_to_post_id) or known.get(e.reply_to_post_id)
 
 
-def _backfill_targets(session: Session, authors: dict[str, str]) -> None:
-    """Replies stored before the post they answer get their target once that post arrives."""
+def _backfill_targets(session: Session, authors: dict[str, str]) -> list[str]:
+    """Replies stored before the post they answer get their target once that post arrives; returns them."""
     if not authors:
-        return
+        return []
     ids = list(authors)
     orphans: list[tuple[str, str]] = []
     for start in range(0, len(ids), 500):
@@ -78,6 +179,18 @@ def _backfill_targets(session: Session, authors: dict[str, str]) -> None:
         target = authors[parent_id]
         session.exec(update(StoredPost).where(col(StoredPost.post_id) == post_id).values(target_author_id=target))  # type: ignore[call-overload]
         session.exec(update(PostLabel).where(col(PostLabel.post_id) == post_id).values(target_author_id=target))  # type: ignore[call-overload]
+    return [post_id for post_id, _ in orphans]
+
+
+def _backfill_reactions(session: Session, authors: dict[str, str]) -> None:
+    ids = list(authors)
+    for start in range(0, len(ids), 500):
+        stmt = select(StoredReaction.post_id).where(
+            col(StoredReaction.post_id).in_(ids[start:start + 500]), col(StoredReaction.to_author_id).is_(None)
+        ).distinct()
+        for post_id in session.exec(stmt).all():
+            session.exec(update(StoredReaction).where(  # type: ignore[call-overload]
+                col(StoredReaction.post_id) == post_id).values(to_author_id=authors[post_id]))
 
 
 def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> None:
@@ -110,8 +223,9 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
 
 
 def store_reactions(session: Session, events: Sequence[ReactionEvent]) -> int:
+    authors = authors_of(session, [e.post_id for e in events])
     rows = [{"reaction_id": e.reaction_id, "post_id": e.post_id, "from_author_id": e.from_author_id,
-             "kind": e.kind, "created_at": e.created_at} for e in events]
+             "to_author_id": authors.get(e.post_id), "kind": e.kind, "created_at": e.created_at} for e in events]
     return len(db.insert_ignore(session, StoredReaction.__table__, rows, key=["reaction_id"],  # type: ignore[attr-defined]
                                 returning="reaction_id"))
 
@@ -133,12 +247,16 @@ def activity(session: Session, member_id: str, *, as_of: datetime) -> tuple[int,
     return int(n), db.as_utc(first), db.as_utc(last)
 
 
-def labels_by_author(session: Session, member_id: str, *, as_of: datetime) -> dict[str, int]:
+def labels_by_author(session: Session, member_id: str, *, as_of: datetime, daily_cap: int) -> dict[str, int]:
+    """Credited labor and research labels of a member, at most `daily_cap` of a label per local day."""
     wanted = LABOR_LABELS + RESEARCH_LABELS
-    stmt = (select(PostLabel.label, func.count()).where(
-        col(PostLabel.author_id) == member_id, col(PostLabel.label).in_(wanted), col(PostLabel.created_at) <= as_of)
-        .group_by(col(PostLabel.label)))
-    return {label: int(n) for label, n in session.exec(stmt)}
+    stmt = (select(PostLabel.label, PostLabel.day, func.count()).where(
+        col(PostLabel.author_id) == member_id, col(PostLabel.credited), col(PostLabel.label).in_(wanted),
+        col(PostLabel.created_at) <= as_of).group_by(col(PostLabel.label), col(PostLabel.day)))
+    counts: dict[str, int] = {}
+    for label, _, n in session.exec(stmt):
+        counts[label] = counts.get(label, 0) + min(int(n), daily_cap)
+    return counts
 
 
 def labels_received(session: Session, member_id: str, *, as_of: datetime) -> dict[str, int]:
@@ -150,8 +268,240 @@ def labels_received(session: Session, member_id: str, *, as_of: datetime) -> dic
 
 
 def reactions_received(session: Session, member_id: str, *, as_of: datetime) -> int:
-    stmt = (select(func.count()).select_from(StoredReaction)
-            .join(StoredPost, col(StoredPost.post_id) == col(StoredReaction.post_id))
-            .where(col(StoredPost.author_id) == member_id, col(StoredReaction.from_author_id) != member_id,
-                   col(StoredReaction.created_at) <= as_of))
+    r = StoredReaction
+    stmt = select(func.count()).select_from(r).where(
+        col(r.to_author_id) == member_id, col(r.from_author_id) != member_id, col(r.created_at) <= as_of)
     return int(session.exec(stmt).one())
+
+
+def _in(column: Any, ids: Sequence[str] | None) -> Any:
+    return column.in_(ids) if ids is not None else True
+
+
+def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: datetime, window_days: int,
+              recent_days: int, baseline_days: int) -> dict[str, risk.History]:
+    """Each member's window of labor, received signals, reactions, acknowledgements and activity, as of
+    `as_of`, for the risk model. `member_ids=None` reads every member (the community snapshot)."""
+    start = as_of - timedelta(days=window_days)
+    out: dict[str, risk.History] = {}
+
+    def get(member_id: str) -> risk.History:
+        h = out.get(member_id)
+        if h is None:
+            h = out[member_id] = risk.History(member_id)
+        return h
+
+    t = PostLabel
+    labor_stmt = select(t.post_id, t.author_id, t.label, t.created_at, t.day, t.hour, t.reply_to_post_id).where(
+        col(t.credited), col(t.label).in_(LABOR_LABELS), col(t.created_at) > start, col(t.created_at) <= as_of,
+        _in(col(t.author_id), member_ids))
+    labor = session.exec(labor_stmt).all()
+    parents = sorted({r[6] for r in labor if r[2] == "newcomer_answer" and r[6]})
+    earlier: dict[str, list[tuple[datetime, str]]] = {}
+    for chunk in range(0, len(parents), 500):
+        stmt = select(t.reply_to_post_id, t.created_at, t.post_id).where(
+            col(t.label) == "newcomer_answer", col(t.reply_to_post_id).in_(parents[chunk:chunk + 500]),
+            col(t.created_at) <= as_of)
+        for parent, created, post_id in session.exec(stmt).all():
+            earlier.setdefault(parent, []).append((db.as_utc(created), post_id))  # type: ignore[arg-type]
+    for post_id, author, label, created, day, hour, reply_to in labor:
+        created = db.as_utc(created)
+        repeat = label == "newcomer_answer" and reply_to is not None and any(
+            other < (created, post_id) for other in earlier.get(reply_to, ()))
+        get(author).labor.append(risk.LaborPost(post_id, label, created, day, hour, repeat))  # type: ignore[arg-type]
+
+    received_stmt = select(t.post_id, t.target_author_id, t.label, t.created_at).where(
+        col(t.label).in_(RECEIVED_LABELS), col(t.target_author_id).is_not(None),
+        col(t.target_author_id) != col(t.author_id), col(t.created_at) > start, col(t.created_at) <= as_of,
+        _in(col(t.target_author_id), member_ids))
+    for post_id, target, label, created in session.exec(received_stmt).all():
+        get(target).received.append(risk.Received(post_id, label, db.as_utc(created)))  # type: ignore[arg-type]
+
+    r = StoredReaction
+    reactions_stmt = select(r.to_author_id, r.kind, func.count()).where(
+        col(r.to_author_id).is_not(None), col(r.to_author_id) != col(r.from_author_id), col(r.created_at) > start,
+        col(r.created_at) <= as_of, _in(col(r.to_author_id), member_ids)).group_by(col(r.to_author_id), col(r.kind))
+    for member, kind, n in session.exec(reactions_stmt).all():
+        get(member).reactions[kind] += int(n)  # type: ignore[arg-type]
+
+    a = Acknowledgement
+    acks_stmt = select(a.member_id, a.kind, func.count()).where(
+        col(a.created_at) > start, col(a.created_at) <= as_of, _in(col(a.member_id), member_ids)
+    ).group_by(col(a.member_id), col(a.kind))
+    for member, kind, n in session.exec(acks_stmt).all():
+        get(member).acknowledgements[kind] += int(n)
+
+    recent_start = as_of - timedelta(days=recent_days)
+    base_start = recent_start - timedelta(days=baseline_days)
+    created = col(StoredPost.created_at)
+    activity_stmt = select(StoredPost.author_id, func.sum(case((created > recent_start, 1), else_=0)),
+                           func.sum(case((created <= recent_start, 1), else_=0))).where(
+        created > base_start, created <= as_of, _in(col(StoredPost.author_id), member_ids)
+    ).group_by(col(StoredPost.author_id))
+    for member, recent, baseline in session.exec(activity_stmt).all():
+        h = get(member)
+        h.recent_posts, h.baseline_posts = int(recent or 0), int(baseline or 0)
+    officials = staff(session, list(out))
+    return {m: h for m, h in out.items() if m not in officials}
+
+
+def staff(session: Session, member_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(member_ids), 500):
+        stmt = select(Member.member_id).where(col(Member.member_id).in_(member_ids[start:start + 500]),
+                                              col(Member.is_official))
+        found.update(session.exec(stmt).all())
+    return found
+
+
+def acknowledgements_count(session: Session, member_id: str, *, as_of: datetime) -> int:
+    stmt = select(func.count()).select_from(Acknowledgement).where(
+        col(Acknowledgement.member_id) == member_id, col(Acknowledgement.created_at) <= as_of)
+    return int(session.exec(stmt).one())
+
+
+def add_acknowledgement(session: Session, row: dict[str, Any]) -> bool:
+    """Inserts an acknowledgement; False when its id was recorded before (a retried request)."""
+    return bool(db.insert_ignore(session, Acknowledgement.__table__, [row], key=["acknowledgement_id"],  # type: ignore[attr-defined]
+                                 returning="acknowledgement_id"))
+
+
+def own_counts(session: Session, *, labels: Sequence[str], since: datetime, until: datetime, daily_cap: int,
+               member_ids: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """Credited posts per member and label in [since, until], at most `daily_cap` per label and local day."""
+    t = PostLabel
+    stmt = select(t.author_id, t.label, t.day, func.count()).where(
+        col(t.credited), col(t.label).in_(labels), col(t.created_at) >= since, col(t.created_at) <= until,
+        _in(col(t.author_id), member_ids)).group_by(col(t.author_id), col(t.label), col(t.day))
+    out: dict[str, dict[str, int]] = {}
+    for author, label, _, n in session.exec(stmt).all():
+        per = out.setdefault(author, {})
+        per[label] = per.get(label, 0) + min(int(n), daily_cap)
+    return out
+
+
+def echo_counts(session: Session, *, own: Sequence[str], echo: Sequence[str], since: datetime, until: datetime,
+                member_ids: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """Replies by others, in [since, until], carrying an `echo` label, to a member's credited `own` posts."""
+    reply, parent = aliased(PostLabel), aliased(PostLabel)
+    stmt = (select(parent.author_id, reply.label, func.count(func.distinct(reply.post_id)))
+            .join(parent, col(parent.post_id) == col(reply.reply_to_post_id))
+            .where(col(parent.label).in_(own), col(parent.credited), col(reply.label).in_(echo),
+                   col(reply.author_id) != col(parent.author_id), col(reply.created_at) >= since,
+                   col(reply.created_at) <= until, _in(col(parent.author_id), member_ids))
+            .group_by(col(parent.author_id), col(reply.label)))
+    out: dict[str, dict[str, int]] = {}
+    for author, label, n in session.exec(stmt).all():
+        out.setdefault(author, {})[label] = int(n)
+    return out
+
+
+def contributions(session: Session, member_id: str, *, labels: Sequence[str], since: datetime, until: datetime,
+                  limit: int = 200) -> list[dict[str, Any]]:
+    """A member's credited posts with the given labels, newest first, with their thread title, the member
+    they answered, the classifier's evidence and how many others thanked or confirmed them."""
+    t = PostLabel
+    stmt = (select(t.post_id, t.label, t.created_at, t.thread_id, t.target_author_id, t.component)
+            .where(col(t.author_id) == member_id, col(t.credited), col(t.label).in_(labels),
+                   col(t.created_at) >= since, col(t.created_at) <= until)
+            .order_by(col(t.created_at).desc(), col(t.post_id)).limit(limit))
+    rows = session.exec(stmt).all()
+    if not rows:
+        return []
+    post_ids = sorted({r[0] for r in rows})
+    posts = {p.post_id: p for p in session.exec(select(StoredPost).where(col(StoredPost.post_id).in_(post_ids)))}
+    echo_stmt = (select(t.reply_to_post_id, func.count(func.distinct(t.post_id)))
+                 .where(col(t.reply_to_post_id).in_(post_ids), col(t.author_id) != member_id,
+                        col(t.label).in_(["gratitude", "defect_report", "defect_workaround"]),
+                        col(t.created_at) <= until)
+                 .group_by(col(t.reply_to_post_id)))
+    echoes = {parent: int(n) for parent, n in session.exec(echo_stmt).all()}
+    threads = {th.thread_id: th for th in session.exec(
+        select(Thread).where(col(Thread.thread_id).in_(sorted({r[3] for r in rows}))))}
+    targets = sorted({r[4] for r in rows if r[4]})
+    names = dict(session.exec(select(Member.member_id, Member.display_name)
+                              .where(col(Member.member_id).in_(targets))).all()) if targets else {}
+    out = []
+    for post_id, label, created, thread_id, target, component in rows:
+        post = posts[post_id]
+        evidence = next((e.get("text") for e in post.evidence if e.get("label") == label and e.get("text")), None)
+        thread = threads.get(thread_id)
+        out.append({"post_id": post_id, "label": label, "created_at": db.as_utc(created), "thread_id": thread_id,
+                    "title": thread.title if thread else post.title,
+                    "target_name": names.get(target) if target else None,
+                    "excerpt": evidence or post.content, "component": component,
+                    "echo": echoes.get(post_id, 0)})
+    return out
+
+
+def display_names(session: Session, member_ids: Sequence[str]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for start in range(0, len(member_ids), 500):
+        stmt = select(Member.member_id, Member.display_name).where(
+            col(Member.member_id).in_(member_ids[start:start + 500]))
+        found.update(dict(session.exec(stmt).all()))
+    return found
+
+
+def needs(session: Session, *, label: str, reply_label: str, since: datetime, until: datetime) -> list[health.Need]:
+    """Members' posts with `label` in [since, until] and the first reply by someone else carrying `reply_label`."""
+    post, reply = aliased(PostLabel), aliased(PostLabel)
+    stmt = (select(post.post_id, post.created_at, func.min(reply.created_at))
+            .outerjoin(reply, (col(reply.reply_to_post_id) == col(post.post_id)) & (col(reply.label) == reply_label)
+                       & (col(reply.author_id) != col(post.author_id)) & (col(reply.created_at) <= until))
+            .where(col(post.label) == label, col(post.is_official).is_(False), col(post.created_at) >= since,
+                   col(post.created_at) <= until)
+            .group_by(col(post.post_id), col(post.created_at)))
+    return [health.Need(p, db.as_utc(c), db.as_utc(r)) for p, c, r in session.exec(stmt).all()]  # type: ignore[arg-type]
+
+
+def posts_between(session: Session, *, since: datetime, until: datetime) -> int:
+    created = col(StoredPost.created_at)
+    stmt = select(func.count()).select_from(StoredPost).where(created >= since, created <= until)
+    return int(session.exec(stmt).one())
+
+
+def label_count(session: Session, *, label: str, since: datetime, until: datetime) -> int:
+    t = PostLabel
+    stmt = select(func.count()).select_from(t).where(col(t.label) == label, col(t.created_at) >= since,
+                                                     col(t.created_at) <= until)
+    return int(session.exec(stmt).one())
+
+
+def flaw_rows(session: Session, *, as_of: datetime) -> list[flaw_topics.Row]:
+    t = PostLabel
+    stmt = select(t.post_id, t.thread_id, t.author_id, t.label, t.created_at, t.component, t.conditions,
+                  t.is_official).where(col(t.label).in_((*FLAW_LABELS, "venting")), col(t.created_at) <= as_of)
+    return [flaw_topics.Row(p, th, a, label, db.as_utc(c), comp, cond or "", bool(off))  # type: ignore[arg-type]
+            for p, th, a, label, c, comp, cond, off in session.exec(stmt).all()]
+
+
+def thread_texts(session: Session, thread_ids: Sequence[str], *, as_of: datetime) -> dict[str, tuple[str | None, str]]:
+    """(title, opening post's text) per thread, for naming and grouping topics."""
+    out: dict[str, tuple[str | None, str]] = {}
+    for start in range(0, len(thread_ids), 500):
+        stmt = (select(Thread.thread_id, Thread.title, StoredPost.content)
+                .outerjoin(StoredPost, col(StoredPost.post_id) == col(Thread.opener_post_id))
+                .where(col(Thread.thread_id).in_(thread_ids[start:start + 500]), col(Thread.created_at) <= as_of))
+        for thread_id, title, content in session.exec(stmt).all():
+            out[thread_id] = (title, content or "")
+    return out
+
+
+def standings(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> dict[str, float]:
+    credited: dict[str, int] = {}
+    thanked: dict[str, int] = {}
+    t = PostLabel
+    for start in range(0, len(member_ids), 500):
+        chunk = member_ids[start:start + 500]
+        stmt = select(t.author_id, func.count()).where(col(t.credited), col(t.author_id).in_(chunk),
+                                                      col(t.created_at) <= as_of).group_by(col(t.author_id))
+        credited.update({a: int(n) for a, n in session.exec(stmt).all()})
+        stmt = select(t.target_author_id, func.count()).where(
+            col(t.label) == "gratitude", col(t.target_author_id).in_(chunk),
+            col(t.author_id) != col(t.target_author_id),
+            col(t.created_at) <= as_of).group_by(col(t.target_author_id))
+        thanked.update({a: int(n) for a, n in session.exec(stmt).all() if a})
+    officials = staff(session, list(member_ids))
+    return {m: 1.0 if m in officials else flaw_topics.standing(credited.get(m, 0), thanked.get(m, 0))
+            for m in member_ids}

@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TypeVar
 
 from aiokafka.structs import ConsumerRecord
@@ -11,7 +12,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from recognition import repository
+from recognition import awards, flaw_topics, health, repository, risk, thanks
+from recognition import schemas as s
+from recognition.config import RecognitionSettings
 from recognition.schemas import MemberView, PostView, Received
 from shared import db, kafka, topics
 from shared.errors import AnchorError
@@ -38,10 +41,10 @@ def _decode(record: ConsumerRecord, model: type[M]) -> M:
         raise kafka.PoisonMessage(f"invalid {model.__name__}: {detail}") from exc
 
 
-def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[ReactionEvent]) -> list[str]:
+def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[ReactionEvent], zone: tzinfo) -> list[str]:
     now = datetime.now(UTC)
     with db.unit_of_work(engine) as session:
-        stored = repository.store_posts(session, posts, now=now) if posts else []
+        stored = repository.store_posts(session, posts, now=now, zone=zone) if posts else []
         n_reactions = repository.store_reactions(session, reactions) if reactions else 0
     RECOGNITION_STORED.labels("post").inc(len(stored))
     RECOGNITION_STORED.labels("reaction").inc(n_reactions)
@@ -52,7 +55,7 @@ def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[Rea
     return stored
 
 
-async def handle(records: list[ConsumerRecord], *, engine: Engine) -> kafka.BatchOutcome:
+async def handle(records: list[ConsumerRecord], *, engine: Engine, zone: tzinfo) -> kafka.BatchOutcome:
     outcome = kafka.BatchOutcome()
     posts: list[ClassifiedPostEvent] = []
     reactions: list[ReactionEvent] = []
@@ -67,7 +70,7 @@ async def handle(records: list[ConsumerRecord], *, engine: Engine) -> kafka.Batc
         except kafka.PoisonMessage as exc:
             outcome.poison.append((record, str(exc)))
     if posts or reactions:
-        await asyncio.to_thread(_write, engine, posts, reactions)
+        await asyncio.to_thread(_write, engine, posts, reactions, zone)
     return outcome
 
 
@@ -86,13 +89,13 @@ def post_view(*, session: Session, post_id: str) -> PostView:
         stored_at=post.stored_at)
 
 
-def member_view(*, session: Session, member_id: str, as_of: datetime) -> MemberView:
+def member_view(*, session: Session, member_id: str, as_of: datetime, daily_cap: int) -> MemberView:
     member = repository.get_member(session, member_id)
     posts, first, last = repository.activity(session, member_id, as_of=as_of)
     if member is None or first is None or last is None:
         raise AnchorError(404, "not_found", f"member {member_id!r} has no posts as of {as_of.isoformat()}",
                           field="member_id")
-    authored = repository.labels_by_author(session, member_id, as_of=as_of)
+    authored = repository.labels_by_author(session, member_id, as_of=as_of, daily_cap=daily_cap)
     received = repository.labels_received(session, member_id, as_of=as_of)
     return MemberView(
         member_id=member.member_id, display_name=member.display_name, first_seen=first, last_seen=last, posts=posts,
@@ -100,6 +103,153 @@ def member_view(*, session: Session, member_id: str, as_of: datetime) -> MemberV
         received=Received(gratitude=received.get("gratitude", 0), hostility=received.get("hostility", 0),
                           bias_accusation=received.get("bias_accusation", 0),
                           reactions=repository.reactions_received(session, member_id, as_of=as_of)),
-        acknowledgements=0,
+        acknowledgements=repository.acknowledgements_count(session, member_id, as_of=as_of),
         research={label: authored.get(label, 0) for label in RESEARCH_LABELS},
         is_official=member.is_official)
+
+
+def _member_or_404(session: Session, member_id: str) -> str | None:
+    member = repository.get_member(session, member_id)
+    if member is None:
+        raise AnchorError(404, "not_found", f"member {member_id!r} is unknown", field="member_id")
+    if member.is_official:
+        raise AnchorError(404, "not_scored", f"member {member_id!r} is brand staff: classified, never scored",
+                          field="member_id")
+    return member.display_name
+
+
+def _risk_view(a: risk.Assessment, name: str | None) -> s.BurnoutRisk:
+    return s.BurnoutRisk(
+        member_id=a.member_id, as_of=a.as_of, score=a.score, level=a.level, effort=a.effort, reward=a.reward,  # type: ignore[arg-type]
+        effort_reward_ratio=a.effort_reward_ratio,
+        drivers=[s.DriverView(factor=d.factor, detail=d.detail, evidence_post_ids=d.evidence_post_ids)
+                 for d in a.drivers],
+        recommended_actions=[s.ActionView(**x) for x in a.recommended_actions],  # type: ignore[arg-type]
+        parts=a.parts, display_name=name)
+
+
+def assessments(*, session: Session, settings: RecognitionSettings, as_of: datetime,
+                member_ids: list[str] | None = None) -> list[risk.Assessment]:
+    r = settings.risk
+    found = repository.histories(session, member_ids=member_ids, as_of=as_of, window_days=r.window_days,
+                                 recent_days=r.recent_days, baseline_days=r.baseline_days)
+    return [risk.assess(h, as_of=as_of, window_days=r.window_days, recent_days=r.recent_days,
+                        baseline_days=r.baseline_days, daily_cap=settings.ledger.daily_cap)
+            for _, h in sorted(found.items())]
+
+
+def burnout_risk(*, session: Session, settings: RecognitionSettings, member_id: str, as_of: datetime) -> s.BurnoutRisk:
+    name = _member_or_404(session, member_id)
+    found = assessments(session=session, settings=settings, as_of=as_of, member_ids=[member_id])
+    a = found[0] if found else risk.assess(risk.History(member_id), as_of=as_of, window_days=settings.risk.window_days,
+                                           recent_days=settings.risk.recent_days,
+                                           baseline_days=settings.risk.baseline_days,
+                                           daily_cap=settings.ledger.daily_cap)
+    return _risk_view(a, name)
+
+
+def burnout_list(*, session: Session, settings: RecognitionSettings, level: str, limit: int,
+                 as_of: datetime) -> s.BurnoutList:
+    floor = risk.LEVEL_ORDER[level]
+    ranked = sorted((a for a in assessments(session=session, settings=settings, as_of=as_of)
+                     if risk.LEVEL_ORDER[a.level] >= floor), key=lambda a: (-a.score, a.member_id))[:limit]
+    names = repository.display_names(session, [a.member_id for a in ranked])
+    return s.BurnoutList(as_of=as_of, items=[_risk_view(a, names.get(a.member_id)) for a in ranked])
+
+
+def acknowledge(*, session: Session, member_id: str, body: s.AcknowledgementIn, recorded_by: str,
+                now: datetime) -> s.AcknowledgementOut:
+    _member_or_404(session, member_id)
+    created = (body.created_at or now).astimezone(UTC)
+    ack_id = body.acknowledgement_id or f"ack-{uuid.uuid4().hex}"
+    fresh = repository.add_acknowledgement(session, {
+        "acknowledgement_id": ack_id, "member_id": member_id, "kind": body.kind, "note": body.note,
+        "created_at": created, "recorded_at": now, "recorded_by": recorded_by})
+    return s.AcknowledgementOut(acknowledgement_id=ack_id, member_id=member_id, kind=body.kind, note=body.note,
+                                created_at=created, duplicate=not fresh)
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def nominations(*, session: Session, settings: RecognitionSettings, award: str, since: datetime, until: datetime,
+                limit: int) -> s.Nominations:
+    rule = awards.RULES[award]
+    cap = settings.ledger.daily_cap
+    own = repository.own_counts(session, labels=list(rule.own), since=since, until=until, daily_cap=cap)
+    echo = repository.echo_counts(session, own=list(rule.own), echo=list(rule.echo), since=since, until=until)
+    officials = repository.staff(session, sorted(own))
+    candidates = [awards.Candidate(m, None, own[m], echo.get(m, {})) for m in sorted(own) if m not in officials]
+    ranked = sorted(candidates, key=lambda c: (-c.score(rule), c.member_id))[:limit]
+    names = repository.display_names(session, [c.member_id for c in ranked])
+    items = []
+    for rank, c in enumerate(ranked, 1):
+        c.display_name = names.get(c.member_id)
+        posts = repository.contributions(session, c.member_id, labels=list(rule.own), since=since, until=until)
+        posts.sort(key=lambda p: (-p["echo"], -rule.own[p["label"]], -p["created_at"].timestamp(), p["post_id"]))
+        evidence, seen = [], set()
+        for p in posts:
+            if p["post_id"] not in seen:
+                seen.add(p["post_id"])
+                evidence.append(s.Evidence(post_id=p["post_id"], label=p["label"], excerpt=_excerpt(p["excerpt"])))
+            if len(evidence) == 3:
+                break
+        items.append(s.Nomination(member_id=c.member_id, rank=rank, score=c.score(rule), display_name=c.display_name,
+                                  summary=awards.summary(c, rule, since=since.date().isoformat(),
+                                                         until=until.date().isoformat()), evidence=evidence))
+    return s.Nominations(award=award, title=rule.title, since=since, until=until, items=items)
+
+
+THANKS_DAYS = 90
+
+
+def thank_you(*, session: Session, member_id: str, as_of: datetime) -> s.ThankYou:
+    name = _member_or_404(session, member_id)
+    labels = list(thanks.PRIORITY)
+    found = repository.contributions(session, member_id, labels=labels, since=as_of - timedelta(days=THANKS_DAYS),
+                                     until=as_of)
+    message, ids = thanks.draft(member_id=member_id, name=name, contributions=found)
+    return s.ThankYou(member_id=member_id, message=message, evidence_post_ids=ids)
+
+
+def defect_topics(*, session: Session, as_of: datetime, consensus: str | None) -> s.DefectTopics:
+    rows = repository.flaw_rows(session, as_of=as_of)
+    thread_ids = sorted({r.thread_id for r in rows})
+    texts = repository.thread_texts(session, thread_ids, as_of=as_of)
+    framers = sorted({r.author_id for r in rows if r.label in flaw_topics.FRAMING})
+    standing = repository.standings(session, framers, as_of=as_of)
+    built = flaw_topics.build(rows, threads=texts, standings=standing, as_of=as_of)
+    items = [s.DefectTopic(**vars(t)) for t in built if consensus is None or t.consensus == consensus]
+    return s.DefectTopics(as_of=as_of, items=items)
+
+
+HEALTH_DAYS = 30
+
+
+def community_health(*, session: Session, settings: RecognitionSettings, as_of: datetime,
+                     days: int = HEALTH_DAYS) -> s.CommunityHealth:
+    since = as_of - timedelta(days=days)
+    venting = repository.needs(session, label="venting", reply_label="empathy", since=since, until=as_of)
+    questions = repository.needs(session, label="newcomer_question", reply_label="newcomer_answer", since=since,
+                                 until=as_of)
+    posts = repository.posts_between(session, since=since, until=as_of)
+    hostile = repository.label_count(session, label="hostility", since=since, until=as_of)
+    labor = repository.own_counts(session, labels=list(risk.LABOR_WEIGHTS), since=since, until=as_of,
+                                  daily_cap=settings.ledger.daily_cap)
+    officials = repository.staff(session, sorted(labor))
+    weighted = {m: sum(risk.LABOR_WEIGHTS[k] * n for k, n in per.items()) for m, per in labor.items()
+                if m not in officials}
+    spread = health.concentration(weighted)
+    at_risk = sum(risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["high"]
+                  for a in assessments(session=session, settings=settings, as_of=as_of))
+    return s.CommunityHealth(
+        as_of=as_of, since=since, posts=posts, venting_posts=len(venting),
+        venting_answered_with_empathy_share=health.share(venting),
+        minutes_to_first_empathetic_reply=s.Minutes(**health.minutes_to_reply(venting)),
+        newcomer_questions=len(questions), newcomer_questions_answered_share=health.share(questions),
+        minutes_to_first_answer=s.Minutes(**health.minutes_to_reply(questions)),
+        hostility_posts=hostile, hostility_rate=round(hostile / posts, 4) if posts else None,
+        labor_top5_share=spread["top5_share"], members_doing_half_of_labor=int(spread["members_doing_half"] or 0),  # type: ignore[arg-type]
+        members_doing_labor=int(spread["members_doing_labor"] or 0), members_high_risk_or_above=at_risk)

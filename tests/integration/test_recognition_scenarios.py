@@ -1,0 +1,314 @@
+"""Recognition's rules on timelines whose outcome is known, against the real database (SQLite and PostgreSQL).
+
+Posts are written through recognition's own write path with chosen labels, so these tests check the ledger,
+risk, awards, thank-you, topic and health rules, not the classifier."""
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from devstack import postgres
+from recognition import models, service
+from recognition.config import RecognitionSettings
+from recognition.schemas import AcknowledgementIn
+from shared import db
+from shared.errors import AnchorError
+from tests.recognition_timeline import AS_OF, Timeline, answer, asked, days_ago
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           pg_cluster: postgres.Cluster | None) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('rec') / 'recognition.db'}"
+    else:
+        if pg_cluster is None:
+            pytest.skip("PostgreSQL binaries not installed")
+        url = pg_cluster.create_database("scenarios")
+    eng = db.make_engine(url)
+    db.create_schema(eng, models.SQLModel.metadata)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def t(engine: Engine) -> Timeline:
+    return Timeline(engine, f"s{next(_counter)}")
+
+
+SETTINGS = RecognitionSettings()
+
+
+def read(engine: Engine, fn, **kw):  # type: ignore[no-untyped-def]
+    with db.unit_of_work(engine) as session:
+        return fn(session=session, **kw)
+
+
+def risk(t: Timeline, member: str, as_of: datetime = AS_OF):  # type: ignore[no-untyped-def]
+    return read(t.engine, service.burnout_risk, settings=SETTINGS, member_id=member, as_of=as_of)
+
+
+def labor_for(t: Timeline, helper: str, n: int, *, start: float = 28) -> list[str]:
+    """`n` answers by `helper` to questions from `n` different newcomers, spread over the window."""
+    answers = []
+    for i in range(n):
+        q = asked(t, t.member(f"newbie{i}"), at=days_ago(start - i * 2.5))
+        answers.append(answer(t, helper, q, at=days_ago(start - i * 2.5) + timedelta(minutes=20)))
+    return answers
+
+
+def test_thanked_member_ranks_below_the_one_accused_of_bias(t: Timeline) -> None:
+    thanked, accused = t.member("thanked"), t.member("accused")
+    for helper in (thanked, accused):
+        answers = labor_for(t, helper, 10)
+        if helper == thanked:
+            for i, a in enumerate(answers[:6]):
+                t.post(t.member(f"newbie{i}"), ["gratitude"], at=days_ago(20 - i), thread=t.thread_of(a), reply_to=a,
+                       content="谢谢大佬,解决了!")
+            t.reaction(answers[0], t.member("newbie0"), "accepted_answer", at=days_ago(19))
+        else:
+            for i, a in enumerate(answers[:4]):
+                t.post(t.member(f"troll{i}"), ["bias_accusation", "hostility"], at=days_ago(18 - i),
+                       thread=t.thread_of(a), reply_to=a, content="收了多少钱来洗地?")
+    t.flush()
+    read(t.engine, service.acknowledge, member_id=thanked, body=AcknowledgementIn(kind="private_thanks",
+         created_at=days_ago(5)), recorded_by="test", now=days_ago(5))
+    r_thanked, r_accused = risk(t, thanked), risk(t, accused)
+    assert r_thanked.effort == r_accused.effort > 0  # the same labor
+    assert r_accused.score > r_thanked.score
+    assert r_accused.level in ("high", "critical") and r_thanked.level in ("low", "elevated")
+    factors = {d.factor: d for d in r_accused.drivers}
+    assert {"one_sided_effort", "bias_accusations_received", "hostility_received"} <= set(factors)
+    assert len(factors["bias_accusations_received"].evidence_post_ids) == 4
+    actions = {a.action for a in r_accused.recommended_actions}
+    assert {"private_thanks", "private_channel"} <= actions
+    listed = read(t.engine, service.burnout_list, settings=SETTINGS, level="high", limit=500, as_of=AS_OF)
+    ids = [i.member_id for i in listed.items]
+    assert accused in ids and thanked not in ids
+    assert [i.score for i in listed.items] == sorted((i.score for i in listed.items), reverse=True)
+
+
+def test_an_acknowledgement_lowers_risk(t: Timeline) -> None:
+    helper = t.member("helper")
+    labor_for(t, helper, 10)
+    t.flush()
+    before = risk(t, helper)
+    read(t.engine, service.acknowledge, member_id=helper, body=AcknowledgementIn(kind="public_award",
+         created_at=days_ago(1)), recorded_by="test", now=days_ago(1))
+    after = risk(t, helper)
+    assert after.reward > before.reward
+    assert after.score < before.score
+    member = read(t.engine, service.member_view, member_id=helper, as_of=AS_OF, daily_cap=12)
+    assert member.acknowledgements == 1
+
+
+def test_a_retried_acknowledgement_counts_once(t: Timeline) -> None:
+    helper = t.member("helper")
+    labor_for(t, helper, 2)
+    t.flush()
+    body = AcknowledgementIn(kind="gift", acknowledgement_id=f"{t.prefix}-ack-1", created_at=days_ago(1))
+    first = read(t.engine, service.acknowledge, member_id=helper, body=body, recorded_by="x", now=days_ago(1))
+    again = read(t.engine, service.acknowledge, member_id=helper, body=body, recorded_by="x", now=days_ago(1))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert read(t.engine, service.member_view, member_id=helper, as_of=AS_OF, daily_cap=12).acknowledgements == 1
+
+
+def test_withdrawal_raises_risk(t: Timeline) -> None:
+    steady, quiet = t.member("steady"), t.member("quiet")
+    for member in (steady, quiet):
+        # Three months of regular answering before the recent fortnight.
+        for week in range(2, 16):
+            q = asked(t, t.member(f"nb-{member[-5:]}-{week}"), at=days_ago(week * 7))
+            for k in range(3):
+                answer(t, member, q, at=days_ago(week * 7) + timedelta(hours=k + 1))
+        if member == steady:
+            for d in (2, 4, 6, 9, 11, 13):
+                q = asked(t, t.member(f"nb-recent-{d}"), at=days_ago(d))
+                answer(t, member, q, at=days_ago(d) + timedelta(hours=1))
+    t.flush()
+    r_steady, r_quiet = risk(t, steady), risk(t, quiet)
+    assert r_quiet.score > r_steady.score
+    assert "withdrawal" in {d.factor for d in r_quiet.drivers}
+    assert "withdrawal" not in {d.factor for d in r_steady.drivers}
+    assert "rest_reward" in {a.action for a in r_quiet.recommended_actions}
+
+
+def test_self_replies_and_staff_earn_nothing(t: Timeline) -> None:
+    loner, staff, asker = t.member("loner"), t.member("staff"), t.member("asker")
+    own = t.post(loner, ["newcomer_question"], at=days_ago(10), title="自问自答")
+    for i in range(5):
+        t.post(loner, ["newcomer_answer", "empathy"], at=days_ago(10 - i * 0.1), thread=t.thread_of(own),
+               reply_to=own)
+    t.post(loner, ["welcome"], at=days_ago(9), thread=t.thread_of(own))  # in his own thread
+    q = asked(t, asker, at=days_ago(8))
+    a = answer(t, staff, q, at=days_ago(8) + timedelta(minutes=5), labels=["newcomer_answer", "redirect_official"])
+    t.events[-1] = t.events[-1].model_copy(update={"author": t.events[-1].author.model_copy(  # type: ignore[union-attr]
+        update={"is_official": True})})
+    t.post(asker, ["gratitude"], at=days_ago(7), thread=t.thread_of(q), reply_to=a)
+    t.flush()
+    member = read(t.engine, service.member_view, member_id=loner, as_of=AS_OF, daily_cap=12)
+    assert sum(member.labor.values()) == 0
+    staff_view = read(t.engine, service.member_view, member_id=staff, as_of=AS_OF, daily_cap=12)
+    assert staff_view.is_official and sum(staff_view.labor.values()) == 0
+    with pytest.raises(AnchorError) as caught:
+        risk(t, staff)
+    assert caught.value.status_code == 404
+    for award in ("community_contribution", "newcomer_mentor"):
+        noms = read(t.engine, service.nominations, settings=SETTINGS, award=award, since=days_ago(60), until=AS_OF,
+                    limit=100)
+        assert {loner, staff}.isdisjoint({i.member_id for i in noms.items})
+
+
+def test_reply_before_its_parent_is_credited_once_the_parent_arrives(t: Timeline) -> None:
+    asker, helper = t.member("asker"), t.member("helper")
+    q = asked(t, asker, at=days_ago(5))
+    pending = t.events.pop()  # the question arrives after the answer
+    answer(t, helper, q, at=days_ago(5) + timedelta(minutes=3))
+    t.events[-1] = t.events[-1].model_copy(update={"parent": None})
+    t.flush()
+    early = read(t.engine, service.member_view, member_id=helper, as_of=AS_OF, daily_cap=12)
+    t.events.append(pending)
+    t.flush()
+    late = read(t.engine, service.member_view, member_id=helper, as_of=AS_OF, daily_cap=12)
+    assert early.labor["newcomer_answer"] == 0  # no parent, no opener: not yet known to be for someone else
+    assert late.labor["newcomer_answer"] == 1
+
+
+def test_daily_cap_stops_flooding(t: Timeline) -> None:
+    flooder = t.member("flooder")
+    for i in range(30):
+        q = asked(t, t.member(f"n{i}"), at=days_ago(3, hour=10) + timedelta(minutes=i))
+        answer(t, flooder, q, at=days_ago(3, hour=10) + timedelta(minutes=i, seconds=30))
+    t.flush()
+    member = read(t.engine, service.member_view, member_id=flooder, as_of=AS_OF, daily_cap=12)
+    assert member.labor["newcomer_answer"] == 12
+    assert risk(t, flooder).effort == 12.0
+
+
+def test_mentor_who_answers_and_welcomes_tops_newcomer_mentor(t: Timeline) -> None:
+    mentor, researcher, chatter = t.member("mentor"), t.member("researcher"), t.member("chatter")
+    for i in range(6):
+        q = asked(t, t.member(f"nb{i}"), at=days_ago(40 - i * 5))
+        a = answer(t, mentor, q, at=days_ago(40 - i * 5) + timedelta(minutes=10))
+        t.post(t.member(f"nb{i}"), ["gratitude"], at=days_ago(40 - i * 5) + timedelta(hours=1),
+               thread=t.thread_of(q), reply_to=a)
+        t.post(mentor, ["welcome"], at=days_ago(39 - i * 5), thread=t.thread_of(q), reply_to=q,
+               content="欢迎新车主,有问题随时问")
+    for i in range(3):
+        q = asked(t, t.member(f"nc{i}"), at=days_ago(30 - i))
+        answer(t, chatter, q, at=days_ago(30 - i) + timedelta(minutes=30))
+    flaw = t.post(t.member("owner"), ["defect_report"], at=days_ago(20), title="车机卡顿", component="infotainment")
+    for i in range(4):
+        t.post(researcher, ["defect_hypothesis", "defect_workaround"], at=days_ago(19 - i), thread=t.thread_of(flaw),
+               reply_to=flaw, component="infotainment", content="重启车机能好,估计是内存问题")
+    t.flush()
+    noms = read(t.engine, service.nominations, settings=SETTINGS, award="newcomer_mentor", since=days_ago(60),
+                until=AS_OF, limit=10)
+    mine = [i for i in noms.items if i.member_id.startswith(t.prefix)]
+    assert mine[0].member_id == mentor
+    assert mine[0].evidence and all(e.post_id.startswith(t.prefix) for e in mine[0].evidence)
+    assert "解答新人问题" in mine[0].summary and "感谢" in mine[0].summary
+    research = read(t.engine, service.nominations, settings=SETTINGS, award="research_pioneer", since=days_ago(60),
+                    until=AS_OF, limit=10)
+    assert next(i.member_id for i in research.items if i.member_id.startswith(t.prefix)) == researcher
+
+
+def test_thank_you_names_what_the_member_did(t: Timeline) -> None:
+    peacemaker, a, b = t.member("peacemaker"), t.member("a"), t.member("b")
+    root = t.post(a, ["defect_report"], at=days_ago(6), title="刹车异响到底正不正常", component="chassis")
+    fight = t.post(b, ["hostility"], at=days_ago(6) + timedelta(hours=1), thread=t.thread_of(root), reply_to=root,
+                   content="不懂就别瞎说")
+    calm = t.post(peacemaker, ["mediation"], at=days_ago(6) + timedelta(hours=2), thread=t.thread_of(root),
+                  reply_to=fight, content="两位都消消气,对事不对人")
+    t.post(a, ["gratitude"], at=days_ago(6) + timedelta(hours=3), thread=t.thread_of(root), reply_to=calm)
+    t.flush()
+    draft = read(t.engine, service.thank_you, member_id=peacemaker, as_of=AS_OF)
+    assert draft.evidence_post_ids == [calm]
+    assert "刹车异响" in draft.message  # names the thread
+    assert "消消气" in draft.message or "圆场" in draft.message or "争论" in draft.message
+    other = t.member("other")
+    q = asked(t, t.member("nb"), at=days_ago(3))
+    answer(t, other, q, at=days_ago(3) + timedelta(minutes=5))
+    t.flush()
+    second = read(t.engine, service.thank_you, member_id=other, as_of=AS_OF)
+    assert second.message != draft.message and second.evidence_post_ids
+
+
+def test_quirk_framed_brake_topic_is_flagged_for_safety_review(t: Timeline) -> None:
+    opener = t.post(t.member("o"), ["defect_report"], at=days_ago(12), title="冬天早上第一脚刹车发软",
+                    content="早上第一脚刹车踩下去很软,要多踩一截", component="chassis", conditions=["cold"])
+    th = t.thread_of(opener)
+    for i in range(3):
+        t.post(t.member(f"q{i}"), ["quirk_framing"], at=days_ago(11 - i), thread=th, reply_to=opener,
+               content="正常的,习惯就好", component="chassis")
+    t.post(t.member("fix"), ["defect_workaround"], at=days_ago(8), thread=th, reply_to=opener, component="chassis",
+           conditions=["cold"])
+    rattle = t.post(t.member("r"), ["defect_report"], at=days_ago(12), title="后备箱异响",
+                    content="过减速带后备箱咔咔响", component="interior")
+    for i in range(3):
+        t.post(t.member(f"rq{i}"), ["quirk_framing"], at=days_ago(11 - i), thread=t.thread_of(rattle), reply_to=rattle,
+               component="interior")
+    t.flush()
+    found = read(t.engine, service.defect_topics, as_of=AS_OF, consensus=None).items
+    brake = next(x for x in found if th in x.thread_ids)
+    trunk = next(x for x in found if t.thread_of(rattle) in x.thread_ids)
+    assert brake.consensus == "quirk" and brake.safety_review and brake.component == "chassis"
+    assert brake.conditions.get("cold", 0) >= 2 and len(brake.workaround_post_ids) == 1
+    assert brake.stage_counts["quirk_framing"] == 3
+    assert trunk.consensus == "quirk" and not trunk.safety_review
+
+
+def test_same_history_same_answers_for_the_same_as_of(t: Timeline) -> None:
+    helper = t.member("helper")
+    labor_for(t, helper, 6)
+    opener = t.post(t.member("o"), ["defect_report", "defect_complaint"], at=days_ago(9), title="车机死机",
+                    component="infotainment")
+    t.post(t.member("x"), ["defect_framing", "venting"], at=days_ago(8), thread=t.thread_of(opener), reply_to=opener,
+           component="infotainment")
+    t.flush()
+    snapshot_at = days_ago(2)
+
+    def everything() -> list[object]:
+        return [
+            risk(t, helper, snapshot_at).model_dump(),
+            read(t.engine, service.member_view, member_id=helper, as_of=snapshot_at, daily_cap=12).model_dump(),
+            read(t.engine, service.thank_you, member_id=helper, as_of=snapshot_at).model_dump(),
+            read(t.engine, service.nominations, settings=SETTINGS, award="community_contribution",
+                 since=days_ago(60), until=snapshot_at, limit=50).model_dump(),
+            read(t.engine, service.defect_topics, as_of=snapshot_at, consensus=None).model_dump(),
+            read(t.engine, service.community_health, settings=SETTINGS, as_of=snapshot_at).model_dump(),
+        ]
+
+    first = everything()
+    # Later history must not change what was true at snapshot_at.
+    labor_for(t, helper, 3, start=1.5)
+    t.post(t.member("y"), ["quirk_framing"], at=days_ago(1), thread=t.thread_of(opener), reply_to=opener)
+    t.flush()
+    read(t.engine, service.acknowledge, member_id=helper, body=AcknowledgementIn(kind="gift", created_at=days_ago(1)),
+         recorded_by="test", now=datetime.now(UTC))
+    assert everything() == first
+
+
+def test_health_counts_venting_met_with_empathy_and_answered_questions(t: Timeline) -> None:
+    ventor, carer = t.member("ventor"), t.member("carer")
+    base = read(t.engine, service.community_health, settings=SETTINGS, as_of=AS_OF)
+    v1 = t.post(ventor, ["venting"], at=days_ago(4), content="售后什么态度,气死我了")
+    t.post(carer, ["empathy"], at=days_ago(4) + timedelta(minutes=30), thread=t.thread_of(v1), reply_to=v1)
+    t.post(ventor, ["venting"], at=days_ago(3), content="再也不买了")
+    q = asked(t, t.member("nb"), at=days_ago(2))
+    answer(t, carer, q, at=days_ago(2) + timedelta(minutes=10))
+    t.flush()
+    after = read(t.engine, service.community_health, settings=SETTINGS, as_of=AS_OF)
+    assert after.venting_posts == base.venting_posts + 2
+    assert after.newcomer_questions == base.newcomer_questions + 1
+    assert after.posts == base.posts + 5
+    if base.venting_posts == 0:
+        assert after.venting_answered_with_empathy_share == 0.5
+        assert after.minutes_to_first_empathetic_reply.median == 30.0
+
+
