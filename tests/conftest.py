@@ -47,7 +47,11 @@ def database_urls(backend: str, cluster: postgres.Cluster | None) -> dict[str, s
 
 def new_stack(tmp: Path, backend: str, cluster: postgres.Cluster | None, **kwargs: object) -> Stack:
     ports = {name: processes.free_port() for name in ("broker", "ingest", "classifier", "recognition")}
-    return Stack(data_dir=tmp, token=secrets.token_urlsafe(16), ports=ports,
+    # A fast community snapshot, so list endpoints, gauges and alerts catch up within a second in tests.
+    extra_env = {"recognition": {"RECOGNITION_ALERTS__REFRESH_SECONDS": "1"}}
+    for name, env in dict(kwargs.pop("extra_env", {}) or {}).items():  # type: ignore[call-overload]
+        extra_env[name] = {**extra_env.get(name, {}), **env}
+    return Stack(extra_env=extra_env, data_dir=tmp, token=secrets.token_urlsafe(16), ports=ports,
                  database_urls=database_urls(backend, cluster),
                  extra_tokens=[{"name": "reader", "token": READER_TOKEN, "scopes": ["read"]}], **kwargs)  # type: ignore[arg-type]
 

@@ -4,10 +4,11 @@ written into recognition's real database through its own write path."""
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine
 
 from recognition import repository
-from shared import db
+from shared import db, topics
 from shared.events import ClassifiedPostEvent, ReactionEvent, new_envelope
 from shared.labels import LABELS
 
@@ -16,7 +17,7 @@ AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 class Timeline:
-    def __init__(self, engine: Engine, prefix: str) -> None:
+    def __init__(self, engine: Engine | None, prefix: str) -> None:
         self.engine = engine
         self.prefix = prefix
         self.events: list[ClassifiedPostEvent] = []
@@ -68,15 +69,31 @@ class Timeline:
 
     def flush(self) -> None:
         """Writes what was added since the last flush, in one unit of work, the way the consumer does."""
+        assert self.engine is not None
         with db.unit_of_work(self.engine) as session:
             repository.store_posts(session, self.events, now=datetime.now(UTC), zone=ZONE)
             repository.store_reactions(session, self.reactions)
         self.events, self.reactions = [], []
 
 
-def days_ago(n: float, *, hour: int = 12) -> datetime:
-    """`n` days before AS_OF, at a local (Asia/Shanghai) hour."""
-    day = (AS_OF - timedelta(days=n)).astimezone(ZONE)
+    async def publish(self, bootstrap: str) -> None:
+        """Sends what was added to the real topics recognition consumes, the way the classifier and ingest do."""
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for e in self.events:
+                await producer.send(topics.CLASSIFIED, key=e.thread_id.encode(), value=e.model_dump_json().encode())
+            for r in self.reactions:
+                await producer.send(topics.REACTIONS, key=r.post_id.encode(), value=r.model_dump_json().encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+        self.events, self.reactions = [], []
+
+
+def days_ago(n: float, *, hour: int = 12, anchor: datetime = AS_OF) -> datetime:
+    """`n` days before `anchor`, at a local (Asia/Shanghai) hour."""
+    day = (anchor - timedelta(days=n)).astimezone(ZONE)
     return day.replace(hour=hour, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 

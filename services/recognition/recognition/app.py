@@ -4,7 +4,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from recognition import endpoints, models, service
+from recognition import endpoints, models, service, watch
 from recognition.config import RecognitionSettings, get_settings
 from shared import app as base
 from shared import db, kafka, topics
@@ -23,8 +23,14 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
             group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
             handler=functools.partial(service.handle, engine=database.engine, zone=settings.ledger.zone),
             after=[database.initialized])
+        watcher = watch.Watcher(engine=database.engine, producer=producer, settings=settings)
+        app.state.watcher = watcher
         async with base.running(app, producer=producer, database=database, consumer=consumer):
-            yield
+            watcher.start(after=database.initialized)
+            try:
+                yield
+            finally:
+                await watcher.stop()
 
     app = base.build(service="recognition", title="Anchor recognition",
                      description="The member ledger and the recognition, burnout-risk, topic and health views.",

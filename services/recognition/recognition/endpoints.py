@@ -6,7 +6,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime
 
-from recognition import awards, service
+from recognition import awards, risk, service, watch
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from shared import app as base
@@ -39,6 +39,15 @@ async def _read(request: Request, work: Callable[..., T], **kwargs: object) -> T
     return await asyncio.to_thread(run)
 
 
+def _snapshot(request: Request, as_of: datetime | None) -> watch.Snapshot | None:
+    """Reads about "now" are served from the community snapshot (at most two refresh periods old; its
+    `as_of` says when); reads with an explicit `as_of` are computed on demand."""
+    watcher: watch.Watcher | None = getattr(request.app.state, "watcher", None)
+    if as_of is not None or watcher is None:
+        return None
+    return watcher.fresh(datetime.now(UTC))
+
+
 def _settings(request: Request) -> RecognitionSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -64,6 +73,11 @@ async def get_burnout_risk(member_id: IdPath, request: Request, _: Wellbeing, as
 @router.get("/burnout-risk", response_model=s.BurnoutList, summary="Members at or above a risk level, highest first")
 async def list_burnout_risk(request: Request, _: Wellbeing, level: Level = "high",
                             limit: Annotated[int, Query(ge=1, le=500)] = 50, as_of: AsOf = None) -> s.BurnoutList:
+    snap = _snapshot(request, as_of)
+    if snap is not None:
+        floor = risk.LEVEL_ORDER[level]
+        return s.BurnoutList(as_of=snap.as_of, items=[
+            r for r in snap.ranked if risk.LEVEL_ORDER[r.level] >= floor][:limit])
     return await _read(request, service.burnout_list, settings=_settings(request), level=level, limit=limit,
                        as_of=_as_of(as_of))
 
@@ -98,11 +112,18 @@ async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsO
 async def get_defect_topics(request: Request, _: Read,
                             consensus: Literal["investigating", "quirk", "defect", "contested"] | None = None,
                             as_of: AsOf = None) -> s.DefectTopics:
+    snap = _snapshot(request, as_of)
+    if snap is not None:
+        return s.DefectTopics(as_of=snap.as_of, items=[
+            t for t in snap.topics.items if consensus is None or t.consensus == consensus])
     return await _read(request, service.defect_topics, as_of=_as_of(as_of), consensus=consensus)
 
 
 @router.get("/community/health", response_model=s.CommunityHealth, summary="Community health over a window")
 async def get_health(request: Request, _: Read, as_of: AsOf = None,
                      days: Annotated[int, Query(ge=1, le=365)] = service.HEALTH_DAYS) -> s.CommunityHealth:
+    snap = _snapshot(request, as_of) if days == service.HEALTH_DAYS else None
+    if snap is not None:
+        return snap.health
     return await _read(request, service.community_health, settings=_settings(request), as_of=_as_of(as_of),
                        days=days)

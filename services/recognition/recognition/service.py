@@ -229,7 +229,7 @@ HEALTH_DAYS = 30
 
 
 def community_health(*, session: Session, settings: RecognitionSettings, as_of: datetime,
-                     days: int = HEALTH_DAYS) -> s.CommunityHealth:
+                     days: int = HEALTH_DAYS, at_risk: int | None = None) -> s.CommunityHealth:
     since = as_of - timedelta(days=days)
     venting = repository.needs(session, label="venting", reply_label="empathy", since=since, until=as_of)
     questions = repository.needs(session, label="newcomer_question", reply_label="newcomer_answer", since=since,
@@ -242,8 +242,9 @@ def community_health(*, session: Session, settings: RecognitionSettings, as_of: 
     weighted = {m: sum(risk.LABOR_WEIGHTS[k] * n for k, n in per.items()) for m, per in labor.items()
                 if m not in officials}
     spread = health.concentration(weighted)
-    at_risk = sum(risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["high"]
-                  for a in assessments(session=session, settings=settings, as_of=as_of))
+    if at_risk is None:
+        at_risk = sum(risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["high"]
+                      for a in assessments(session=session, settings=settings, as_of=as_of))
     return s.CommunityHealth(
         as_of=as_of, since=since, posts=posts, venting_posts=len(venting),
         venting_answered_with_empathy_share=health.share(venting),

@@ -1,0 +1,212 @@
+"""The community snapshot, recomputed every `alerts.refresh_seconds`: every member's risk, the flaw topics
+and the health figures as of now. It feeds the Prometheus gauges, the alerts on `koc.alerts.v1`, and the
+list endpoints when they are asked about "now" (explicit `as_of` reads are always computed on demand).
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter as Tally
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Engine
+from sqlmodel import col, select, update
+
+from recognition import alerts, repository, risk, service
+from recognition import schemas as s
+from recognition.config import RecognitionSettings
+from recognition.models import AlertState
+from shared import db, kafka, topics
+
+log = logging.getLogger("anchor.recognition.watch")
+
+RISK_MEMBERS = Gauge("anchor_recognition_members_by_risk_level", "Scored members per burnout-risk level", ["level"])
+TOPICS = Gauge("anchor_recognition_defect_topics", "Flaw topics per consensus state", ["consensus"])
+TOPICS_FLAGGED = Gauge("anchor_recognition_defect_topics_flagged", "Flaw topics escalating or under safety review",
+                       ["flag"])
+HEALTH = Gauge("anchor_community_health", "Community health figures over the health window", ["figure"])
+ALERTS_SENT = Counter("anchor_recognition_alerts_total", "Alerts published on koc.alerts.v1", ["kind"])
+SNAPSHOT_SECONDS = Histogram("anchor_recognition_snapshot_seconds", "Time to compute the community snapshot",
+                             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+SNAPSHOT_AT = Gauge("anchor_recognition_snapshot_timestamp_seconds", "When the last snapshot was computed")
+SNAPSHOT_FAILURES = Counter("anchor_recognition_snapshot_failures_total", "Snapshots that failed")
+HEALTH_FIGURES = ("venting_posts", "venting_answered_with_empathy_share", "empathy_reply_minutes_median",
+                  "newcomer_questions", "newcomer_questions_answered_share", "hostility_rate", "labor_top5_share",
+                  "members_doing_half_of_labor", "members_high_risk_or_above")
+
+
+@dataclass
+class Snapshot:
+    as_of: datetime
+    ranked: list[s.BurnoutRisk]
+    topics: s.DefectTopics
+    health: s.CommunityHealth
+    unanswered: list[tuple[str, datetime]]
+
+
+def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Snapshot:
+    with db.unit_of_work(engine) as session:
+        assessed = service.assessments(session=session, settings=settings, as_of=now)
+        assessed.sort(key=lambda a: (-a.score, a.member_id))
+        names = repository.display_names(session, [a.member_id for a in assessed
+                                                   if risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["elevated"]])
+        ranked = [service._risk_view(a, names.get(a.member_id)) for a in assessed]
+        at_risk = sum(risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["high"] for a in assessed)
+        topic_view = service.defect_topics(session=session, as_of=now, consensus=None)
+        health = service.community_health(session=session, settings=settings, as_of=now, at_risk=at_risk)
+        hours = timedelta(hours=settings.alerts.unanswered_venting_hours)
+        venting = repository.needs(session, label="venting", reply_label="empathy", since=now - timedelta(days=7),
+                                   until=now)
+        unanswered = [(n.post_id, n.created_at) for n in venting if n.first_reply_at is None and
+                      n.created_at <= now - hours]
+    return Snapshot(now, ranked, topic_view, health, unanswered)
+
+
+def update_gauges(snap: Snapshot) -> None:
+    levels = Tally(r.level for r in snap.ranked)
+    for level in risk.LEVEL_ORDER:
+        RISK_MEMBERS.labels(level).set(levels.get(level, 0))
+    states = Tally(t.consensus for t in snap.topics.items)
+    for state in ("investigating", "quirk", "defect", "contested"):
+        TOPICS.labels(state).set(states.get(state, 0))
+    TOPICS_FLAGGED.labels("escalating").set(sum(t.escalating for t in snap.topics.items))
+    TOPICS_FLAGGED.labels("safety_review").set(sum(t.safety_review for t in snap.topics.items))
+    h = snap.health
+    values: dict[str, float | None] = {
+        "venting_posts": h.venting_posts, "venting_answered_with_empathy_share": h.venting_answered_with_empathy_share,
+        "empathy_reply_minutes_median": h.minutes_to_first_empathetic_reply.median,
+        "newcomer_questions": h.newcomer_questions,
+        "newcomer_questions_answered_share": h.newcomer_questions_answered_share,
+        "hostility_rate": h.hostility_rate, "labor_top5_share": h.labor_top5_share,
+        "members_doing_half_of_labor": h.members_doing_half_of_labor,
+        "members_high_risk_or_above": h.members_high_risk_or_above}
+    for figure in HEALTH_FIGURES:
+        value = values[figure]
+        HEALTH.labels(figure).set(float("nan") if value is None else float(value))
+    SNAPSHOT_AT.set(snap.as_of.timestamp())
+
+
+def desired_states(snap: Snapshot) -> dict[str, dict[str, tuple[str, str, dict[str, Any]]]]:
+    at = snap.as_of.isoformat()
+    burnout = {f"risk:{r.member_id}": (alerts.risk_state(r.level), r.member_id, {
+        "member_id": r.member_id, "level": r.level, "score": r.score, "as_of": at,
+        "drivers": [d.factor for d in r.drivers], "recommended_actions": [a.action for a in r.recommended_actions]})
+        for r in snap.ranked}
+    defect = {f"topic:{t.topic_id}": (alerts.topic_state(escalating=t.escalating, safety_review=t.safety_review),
+                                      t.topic_id, {
+        "topic_id": t.topic_id, "component": t.component, "title": t.title, "consensus": t.consensus,
+        "escalating": t.escalating, "safety_review": t.safety_review, "thread_ids": t.thread_ids, "as_of": at})
+        for t in snap.topics.items}
+    venting = {f"venting:{post_id}": ("unanswered", post_id, {"post_id": post_id, "created_at": created.isoformat(),
+                                                              "as_of": at})
+               for post_id, created in snap.unanswered}
+    return {alerts.BURNOUT: burnout, alerts.DEFECT: defect, alerts.VENTING: venting}
+
+
+def _claim(engine: Engine, crossing: alerts.Crossing, now: datetime) -> bool:
+    """Moves a subject's state from `old` to `new` unless another replica got there first."""
+    with db.unit_of_work(engine) as session:
+        if crossing.old is None:
+            return bool(db.insert_ignore(session, AlertState.__table__, [{  # type: ignore[attr-defined]
+                "alert_key": crossing.key, "kind": crossing.kind, "state": crossing.new, "updated_at": now}],
+                key=["alert_key"], returning="alert_key"))
+        result = session.exec(update(AlertState).where(  # type: ignore[call-overload]
+            col(AlertState.alert_key) == crossing.key, col(AlertState.state) == crossing.old
+        ).values(state=crossing.new, updated_at=now))
+        return bool(result.rowcount)
+
+
+def _release(engine: Engine, crossing: alerts.Crossing) -> None:
+    """Puts the state back after a failed publish, so the next snapshot tries again."""
+    with db.unit_of_work(engine) as session:
+        if crossing.old is None:
+            session.exec(AlertState.__table__.delete().where(  # type: ignore[attr-defined]
+                AlertState.__table__.c.alert_key == crossing.key))  # type: ignore[attr-defined]
+        else:
+            session.exec(update(AlertState).where(col(AlertState.alert_key) == crossing.key)  # type: ignore[call-overload]
+                         .values(state=crossing.old))
+
+
+def stored_states(engine: Engine) -> dict[str, dict[str, str]]:
+    with db.unit_of_work(engine) as session:
+        out: dict[str, dict[str, str]] = {}
+        for key, kind, state in session.exec(select(AlertState.alert_key, AlertState.kind, AlertState.state)).all():
+            out.setdefault(kind, {})[key] = state
+        return out
+
+
+class Watcher:
+    def __init__(self, *, engine: Engine, producer: kafka.ManagedProducer, settings: RecognitionSettings) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.settings = settings
+        self.latest: Snapshot | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, after: asyncio.Event) -> None:
+        self._task = asyncio.create_task(self._run(after), name="recognition-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def fresh(self, now: datetime) -> Snapshot | None:
+        """The latest snapshot if it is recent enough to stand for "now"."""
+        snap = self.latest
+        limit = timedelta(seconds=2 * self.settings.alerts.refresh_seconds + 5)
+        return snap if snap is not None and now - snap.as_of <= limit else None
+
+    async def _run(self, after: asyncio.Event) -> None:
+        await after.wait()
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                SNAPSHOT_FAILURES.inc()
+                log.warning("snapshot failed", extra={"error": repr(exc)})
+            await asyncio.sleep(self.settings.alerts.refresh_seconds)
+
+    async def tick(self, now: datetime | None = None) -> Snapshot:
+        now = now or datetime.now(UTC)
+        started = time.perf_counter()
+        snap = await asyncio.to_thread(compute, self.engine, self.settings, now)
+        SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
+        self.latest = snap
+        update_gauges(snap)
+        await self.alert(snap)
+        return snap
+
+    async def alert(self, snap: Snapshot) -> int:
+        if not self.producer.started.is_set():
+            return 0  # states stay unclaimed; the next snapshot tries again
+        previous = await asyncio.to_thread(stored_states, self.engine)
+        sent = 0
+        for kind, desired in desired_states(snap).items():
+            for crossing in alerts.crossings(kind, previous.get(kind, {}), desired):
+                if not await asyncio.to_thread(_claim, self.engine, crossing, snap.as_of):
+                    continue
+                if not crossing.alert:
+                    continue
+                body = {"kind": kind, "alert_id": f"{crossing.key}@{snap.as_of.isoformat()}",
+                        "created_at": snap.as_of.isoformat(), **crossing.payload}
+                try:
+                    await self.producer.producer.send_and_wait(
+                        topics.ALERTS, key=crossing.message_key.encode(),
+                        value=json.dumps(body, ensure_ascii=False).encode())
+                except Exception as exc:
+                    log.warning("alert publish failed; will retry", extra={"error": repr(exc), "kind": kind})
+                    await asyncio.to_thread(_release, self.engine, crossing)
+                    continue
+                ALERTS_SENT.labels(kind).inc()
+                sent += 1
+        return sent

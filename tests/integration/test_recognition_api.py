@@ -1,0 +1,126 @@
+"""Recognition's endpoints and alerts through the running stack: classified posts go in on Kafka, answers come
+out over HTTP with the contract's scopes, and alerts come out on koc.alerts.v1 once per crossing."""
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from devstack.stack import Stack
+from shared import topics
+from tests.conftest import READER_TOKEN
+from tests.helpers import eventually, uid
+from tests.recognition_timeline import Timeline, days_ago
+
+
+async def _alerts(bootstrap: str) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(topics.ALERTS, bootstrap_servers=bootstrap, group_id=uid("alert-reader"),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found = []
+        for _ in range(4):
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                found.extend(json.loads(r.value) for r in records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _community(prefix: str) -> tuple[Timeline, dict[str, str]]:
+    now = datetime.now(UTC)
+    t = Timeline(None, prefix)
+    accused, brake_opener = t.member("accused"), t.member("brake")
+    for i in range(10):
+        q = t.post(t.member(f"nb{i}"), ["newcomer_question"], at=days_ago(25 - 2 * i, anchor=now), title="新手求助",
+                   content="刚提车,请问胎压多少合适?")
+        a = t.post(accused, ["newcomer_answer"], at=days_ago(25 - 2 * i, anchor=now) + timedelta(minutes=15),
+                   thread=t.thread_of(q), reply_to=q, content="看B柱上的标签,冷胎2.5左右就行,别担心")
+        if i < 4:
+            t.post(t.member(f"troll{i}"), ["bias_accusation", "hostility"], at=days_ago(6 - i, anchor=now),
+                   thread=t.thread_of(q), reply_to=a, content="收了多少钱来洗地?")
+    opener = t.post(brake_opener, ["defect_report"], at=days_ago(5, anchor=now), title="冬天早上第一脚刹车发软",
+                    content="早上第一脚刹车发软,要多踩一截才有制动力", component="chassis", conditions=["cold"])
+    for i in range(3):
+        t.post(t.member(f"q{i}"), ["quirk_framing"], at=days_ago(4 - i, anchor=now), thread=t.thread_of(opener),
+               reply_to=opener, content="正常的,电车都这样,习惯就好", component="chassis")
+    return t, {"accused": accused, "brake_thread": t.thread_of(opener)}
+
+
+def test_recognition_endpoints_and_alerts_through_the_stack(stack: Stack, client: httpx.Client) -> None:
+    base = stack.url("recognition")
+    t, ids = _community(uid("api"))
+    asyncio.run(t.publish(stack.bootstrap))
+    accused = ids["accused"]
+
+    def member_ready() -> dict[str, Any] | None:
+        r = client.get(f"{base}/v1/members/{accused}")
+        return r.json() if r.status_code == 200 and r.json()["labor"]["newcomer_answer"] == 10 else None
+
+    eventually(member_ready)
+    risk = client.get(f"{base}/v1/members/{accused}/burnout-risk")
+    assert risk.status_code == 200, risk.text
+    body = risk.json()
+    assert body["level"] in ("high", "critical") and 0 <= body["score"] <= 1
+    assert {"effort", "reward", "effort_reward_ratio", "drivers", "recommended_actions"} <= set(body)
+    assert any(d["factor"] == "bias_accusations_received" and len(d["evidence_post_ids"]) == 4 for d in body["drivers"])
+
+    with httpx.Client(headers={"Authorization": f"Bearer {READER_TOKEN}"}, timeout=30) as reader:
+        assert reader.get(f"{base}/v1/members/{accused}/burnout-risk").status_code == 403  # wellbeing scope
+        assert reader.get(f"{base}/v1/burnout-risk").status_code == 403
+        assert reader.post(f"{base}/v1/members/{accused}/acknowledgements",
+                           json={"kind": "gift"}).status_code == 403  # recognize scope
+        assert reader.get(f"{base}/v1/members/{accused}/thank-you").status_code == 200
+
+    listed = eventually(lambda: (lambda r: r if any(i["member_id"] == accused for i in r["items"]) else None)(
+        client.get(f"{base}/v1/burnout-risk", params={"level": "high"}).json()))
+    assert [i["score"] for i in listed["items"]] == sorted((i["score"] for i in listed["items"]), reverse=True)
+
+    bad = client.post(f"{base}/v1/members/{accused}/acknowledgements", json={"kind": "hug"})
+    assert bad.status_code == 422 and any(f["field"].endswith("kind") for f in bad.json()["fields"])
+    unknown = client.post(f"{base}/v1/members/{uid('nobody')}/acknowledgements", json={"kind": "gift"})
+    assert unknown.status_code == 404
+    ack = client.post(f"{base}/v1/members/{accused}/acknowledgements",
+                      json={"kind": "public_award", "note": "年度调解之星"})
+    assert ack.status_code == 201, ack.text
+    after = client.get(f"{base}/v1/members/{accused}/burnout-risk").json()
+    assert after["reward"] > body["reward"] and after["score"] < body["score"]
+
+    bad_award = client.get(f"{base}/v1/recognition/nominations", params={"award": "best_driver"})
+    assert bad_award.status_code == 422 and any(f["field"].endswith("award") for f in bad_award.json()["fields"])
+    noms = client.get(f"{base}/v1/recognition/nominations", params={"award": "newcomer_mentor", "limit": 100}).json()
+    assert any(i["member_id"] == accused and i["evidence"] for i in noms["items"])
+
+    thanks = client.get(f"{base}/v1/members/{accused}/thank-you").json()
+    assert thanks["evidence_post_ids"] and "新手求助" in thanks["message"]
+
+    topics_now = eventually(lambda: [x for x in client.get(f"{base}/v1/defect-topics").json()["items"]
+                                     if ids["brake_thread"] in x["thread_ids"]])
+    assert topics_now[0]["safety_review"] is True and topics_now[0]["consensus"] == "quirk"
+    assert client.get(f"{base}/v1/defect-topics", params={"consensus": "nonsense"}).status_code == 422
+
+    health = client.get(f"{base}/v1/community/health").json()
+    assert health["newcomer_questions"] >= 10 and health["members_high_risk_or_above"] >= 0
+
+    def alerted() -> list[dict[str, Any]] | None:
+        found = asyncio.run(_alerts(stack.bootstrap))
+        mine = [a for a in found if a.get("member_id") == accused
+                or ids["brake_thread"] in a.get("thread_ids", [])]
+        kinds = {a["kind"] for a in mine}
+        return mine if {"burnout_risk", "defect_escalation"} <= kinds else None
+
+    mine = eventually(alerted, timeout=30)
+    asyncio.run(asyncio.sleep(2.5))  # at least two more snapshots: still one alert per crossing
+    again = [a for a in asyncio.run(_alerts(stack.bootstrap))
+             if a.get("member_id") == accused or ids["brake_thread"] in a.get("thread_ids", [])]
+    assert len([a for a in again if a["kind"] == "burnout_risk"]) == 1
+    assert len([a for a in again if a["kind"] == "defect_escalation"]) == 1
+    assert next(a for a in mine if a["kind"] == "defect_escalation")["safety_review"] is True
+
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'anchor_recognition_members_by_risk_level{level="high"}' in metrics
+    assert 'anchor_recognition_defect_topics_flagged{flag="safety_review"}' in metrics
+    assert accused not in metrics  # aggregates only, never member ids
