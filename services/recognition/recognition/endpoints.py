@@ -23,8 +23,6 @@ IdPath = Annotated[str, Path(min_length=1, max_length=128)]
 Level = Literal["low", "elevated", "high", "critical"]
 T = TypeVar("T")
 
-NOMINATION_DAYS = 365
-
 
 def _as_of(value: datetime | None) -> datetime:
     return (value or datetime.now(UTC)).astimezone(UTC)
@@ -94,8 +92,13 @@ async def post_acknowledgement(member_id: IdPath, body: s.AcknowledgementIn, req
 async def get_nominations(request: Request, _: Read, award: Literal[awards.Award],  # type: ignore[valid-type]
                           since: AwareDatetime | None = None, until: AwareDatetime | None = None,
                           limit: Annotated[int, Query(ge=1, le=100)] = 10) -> s.Nominations:
+    if since is None and until is None and limit <= watch.NOMINATION_LIMIT:
+        snap = _snapshot(request, None)
+        if snap is not None:
+            ranked = snap.nominations[award]
+            return ranked.model_copy(update={"items": ranked.items[:limit]})
     end = _as_of(until)
-    start = since.astimezone(UTC) if since else end - timedelta(days=NOMINATION_DAYS)
+    start = since.astimezone(UTC) if since else end - timedelta(days=service.NOMINATION_DAYS)
     if start > end:
         raise errors.AnchorError(422, "invalid", "since must not be after until", field="since")
     return await _read(request, service.nominations, settings=_settings(request), award=award, since=start,

@@ -203,6 +203,7 @@ def nominations(*, session: Session, settings: RecognitionSettings, award: str, 
 
 
 THANKS_DAYS = 90
+NOMINATION_DAYS = 365  # the default window: an award year
 
 
 def thank_you(*, session: Session, member_id: str, as_of: datetime) -> s.ThankYou:

@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Engine
 from sqlmodel import col, select, update
 
-from recognition import alerts, repository, risk, service
+from recognition import alerts, awards, repository, risk, service
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from recognition.models import AlertState
@@ -46,6 +46,10 @@ class Snapshot:
     topics: s.DefectTopics
     health: s.CommunityHealth
     unanswered: list[tuple[str, datetime]]
+    nominations: dict[str, s.Nominations]
+
+
+NOMINATION_LIMIT = 100
 
 
 def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Snapshot:
@@ -63,7 +67,10 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
                                    until=now)
         unanswered = [(n.post_id, n.created_at) for n in venting if n.first_reply_at is None and
                       n.created_at <= now - hours]
-    return Snapshot(now, ranked, topic_view, health, unanswered)
+        since = now - timedelta(days=service.NOMINATION_DAYS)
+        nominations = {award: service.nominations(session=session, settings=settings, award=award, since=since,
+                                                  until=now, limit=NOMINATION_LIMIT) for award in awards.AWARDS}
+    return Snapshot(now, ranked, topic_view, health, unanswered, nominations)
 
 
 def update_gauges(snap: Snapshot) -> None:
