@@ -82,10 +82,16 @@ def _print_guide(stack: Stack, token: str, generated: bool) -> None:
     say(f"  token        {token}" + ("   (generated; set ANCHOR_API_TOKEN to choose it)" if generated else ""))
     say("")
     say("Try:")
-    say(f"  curl -s {auth} {stack.url('recognition')}/v1/members/{member}")
-    say(f"  curl -s {auth} {stack.url('recognition')}/v1/posts/d-p0002")
+    rec = stack.url("recognition")
+    say(f"  curl -s {auth} {rec}/v1/members/{member}")
+    say(f"  curl -s {auth} {rec}/v1/posts/d-p0002")
     example = '{"content": "谢谢大佬,按你说的重启车机就好了", "parent_content": "车机卡死的话长按音量键十秒重启"}'
     say(f"  curl -s {auth} -H 'Content-Type: application/json' {stack.url('classifier')}/v1/classify -d '{example}'")
+    say("")
+    say(f"The demo community as of {demo.STORY_AS_OF} (its history is March-May 2026; times need URL-encoding of +):")
+    at = demo.STORY_AS_OF.replace("+", "%2B")
+    for what, path in demo.story_paths(at):
+        say(f"  {what:<34} curl -s {auth} '{rec}{path}'")
     say("")
     say("Ctrl-C (or SIGTERM) stops everything.")
 

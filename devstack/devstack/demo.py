@@ -67,3 +67,23 @@ def busiest_member(demo_dir: Path = DEMO_DIR) -> str:
         if not (post.get("author") or {}).get("is_official"):
             counts[post["author_id"]] = counts.get(post["author_id"], 0) + 1
     return max(counts, key=lambda member: counts[member])
+
+
+# A moment in the demo's history when its stories are visible: the unthanked night-shift helper accused of
+# bias (d-u002) is at high risk while the thanked mentor (d-u001) is not, and the brake thread is being
+# talked into a quirk.
+STORY_AS_OF = "2026-04-20T23:00:00+08:00"
+
+
+def story_paths(as_of: str) -> list[tuple[str, str]]:
+    """(what it shows, path) for the recognition views worth a look on the demo."""
+    return [
+        ("burnout risk, accused helper", f"/v1/members/d-u002/burnout-risk?as_of={as_of}"),
+        ("burnout risk, thanked mentor", f"/v1/members/d-u001/burnout-risk?as_of={as_of}"),
+        ("members at elevated risk or above", f"/v1/burnout-risk?level=elevated&as_of={as_of}"),
+        ("thank-you draft", f"/v1/members/d-u002/thank-you?as_of={as_of}"),
+        ("newcomer mentor nominations", "/v1/recognition/nominations?award=newcomer_mentor"
+                                        "&since=2026-03-01T00:00:00%2B08:00&until=2026-05-31T00:00:00%2B08:00"),
+        ("flaw topics framed as quirks", f"/v1/defect-topics?consensus=quirk&as_of={as_of}"),
+        ("community health (30 days)", f"/v1/community/health?as_of={as_of}"),
+    ]

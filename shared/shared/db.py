@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Table, TypeDecorator, create_engine, event, text
+from sqlalchemy import DateTime, Engine, Table, TypeDecorator, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -93,6 +93,10 @@ class Database:
                 await asyncio.to_thread(create_schema, self.engine, self.metadata)
                 self.initialized.set()
                 return
+            except SchemaOutdated as exc:
+                log.error("database schema is outdated", extra={"error": str(exc)})
+                delay = 15.0
+                await asyncio.sleep(delay)
             except Exception as exc:
                 log.warning("database not available, retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(delay)
@@ -107,8 +111,22 @@ class Database:
         self.engine.dispose()
 
 
+class SchemaOutdated(RuntimeError):
+    """The database has this service's tables but not all their columns: it was created by an older version."""
+
+
 def create_schema(engine: Engine, metadata: Any = None) -> None:
-    (metadata or SQLModel.metadata).create_all(engine)
+    """Creates missing tables, and refuses to run on tables that lack columns this version needs: there are no
+    automatic migrations, and writing to a half-matching schema would fail later, record by record."""
+    metadata = metadata or SQLModel.metadata
+    metadata.create_all(engine)
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = sorted(c.name for c in table.columns if c.name not in present)
+        if missing:
+            raise SchemaOutdated(f"table {table.name} lacks columns {', '.join(missing)}: the database was created "
+                                 "by an older version of Anchor; migrate it, or (development data only) remove it")
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack import processes
+from devstack import demo, processes
 
 NAMES = {"broker": "ANCHOR_KAFKA_PORT", "ingest": "ANCHOR_INGEST_PORT", "classifier": "ANCHOR_CLASSIFIER_PORT",
          "recognition": "ANCHOR_RECOGNITION_PORT"}
@@ -64,6 +64,12 @@ def test_run_replays_the_demo_prints_where_to_look_and_stops_on_sigterm(tmp_path
         member = httpx.get(f"http://127.0.0.1:{ports['recognition']}/v1/members/d-u001",
                            headers={"Authorization": "Bearer demo-token-123"})
         assert member.status_code == 200 and member.json()["posts"] > 10
+        # Every recognition view the guide points at answers on the demo.
+        for _, path in demo.story_paths(demo.STORY_AS_OF.replace("+", "%2B")):
+            assert path in output
+            view = httpx.get(f"http://127.0.0.1:{ports['recognition']}{path}",
+                             headers={"Authorization": "Bearer demo-token-123"})
+            assert view.status_code == 200, (path, view.text)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:

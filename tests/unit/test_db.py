@@ -53,3 +53,19 @@ def test_unit_of_work_rolls_back_on_error(tmp_path: Path) -> None:
         assert s.execute(select(table.c.id)).all() == []
     assert db.ping(engine)
     assert not db.ping(db.make_engine("postgresql://nobody@127.0.0.1:1/none"))
+
+
+def test_an_outdated_schema_is_refused_with_a_clear_reason(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    from sqlalchemy import Column, Integer, MetaData, String
+    from sqlalchemy import Table as T
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old, new = MetaData(), MetaData()
+    T("things", old, Column("id", Integer, primary_key=True))
+    T("things", new, Column("id", Integer, primary_key=True), Column("name", String(10)))
+    engine = db.make_engine(url)
+    db.create_schema(engine, old)
+    with pytest.raises(db.SchemaOutdated, match="things lacks columns name"):
+        db.create_schema(engine, new)
+    db.create_schema(engine, old)  # the version that created it still runs
