@@ -114,12 +114,13 @@ async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsO
 @router.get("/defect-topics", response_model=s.DefectTopics, summary="Flaw topics with stage, consensus and safety")
 async def get_defect_topics(request: Request, _: Read,
                             consensus: Literal["investigating", "quirk", "defect", "contested"] | None = None,
-                            as_of: AsOf = None) -> s.DefectTopics:
+                            as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                            ) -> s.DefectTopics:
     snap = _snapshot(request, as_of)
-    if snap is not None:
-        return s.DefectTopics(as_of=snap.as_of, items=[
-            t for t in snap.topics.items if consensus is None or t.consensus == consensus])
-    return await _read(request, service.defect_topics, as_of=_as_of(as_of), consensus=consensus)
+    topics = snap.topics if snap is not None else await _read(request, service.defect_topics, as_of=_as_of(as_of),
+                                                                consensus=None)
+    chosen = [t for t in topics.items if consensus is None or t.consensus == consensus]
+    return s.DefectTopics(as_of=topics.as_of, items=chosen[:limit])
 
 
 @router.get("/community/health", response_model=s.CommunityHealth, summary="Community health over a window")

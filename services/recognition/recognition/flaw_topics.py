@@ -127,7 +127,8 @@ def build(rows: Sequence[Row], *, threads: dict[str, tuple[str | None, str]], st
         component, symptom = keys[key]
         trows = sorted((r for t in thread_ids for r in by_thread[t]), key=lambda r: (r.created_at, r.post_id))
         topics.append(_topic(key, sorted(thread_ids), component, symptom, trows, threads, standings, as_of))
-    topics.sort(key=lambda t: (-int(t.safety_review), -int(t.escalating), t.last_seen), reverse=False)
+    # What needs a person first: safety reviews, then escalations, then the most recently active.
+    topics.sort(key=lambda t: (-int(t.safety_review), -int(t.escalating), -t.last_seen.timestamp(), t.topic_id))
     return topics
 
 

@@ -6,11 +6,12 @@ list endpoints when they are asked about "now" (explicit `as_of` reads are alway
 import asyncio
 import json
 import logging
+import multiprocessing
 import time
 from collections import Counter as Tally
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Engine
@@ -42,7 +43,10 @@ HEALTH_FIGURES = ("venting_posts", "venting_answered_with_empathy_share", "empat
 @dataclass
 class Snapshot:
     as_of: datetime
+    # Every member at high risk or above, and the top RANKED of all: enough for any list request (its limit is
+    # at most 500, and a level floor keeps a prefix of the ranking).
     ranked: list[s.BurnoutRisk]
+    levels: dict[str, int]
     topics: s.DefectTopics
     health: s.CommunityHealth
     unanswered: list[tuple[str, datetime]]
@@ -50,16 +54,20 @@ class Snapshot:
 
 
 NOMINATION_LIMIT = 100
+RANKED = 1000
+_engines: dict[str, Engine] = {}
 
 
 def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Snapshot:
     with db.unit_of_work(engine) as session:
         assessed = service.assessments(session=session, settings=settings, as_of=now)
         assessed.sort(key=lambda a: (-a.score, a.member_id))
-        names = repository.display_names(session, [a.member_id for a in assessed
-                                                   if risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["elevated"]])
-        ranked = [service._risk_view(a, names.get(a.member_id)) for a in assessed]
-        at_risk = sum(risk.LEVEL_ORDER[a.level] >= risk.LEVEL_ORDER["high"] for a in assessed)
+        high = risk.LEVEL_ORDER["high"]
+        kept = [a for i, a in enumerate(assessed) if i < RANKED or risk.LEVEL_ORDER[a.level] >= high]
+        names = repository.display_names(session, [a.member_id for a in kept])
+        ranked = [service._risk_view(a, names.get(a.member_id)) for a in kept]
+        levels = dict(Tally(a.level for a in assessed))
+        at_risk = sum(risk.LEVEL_ORDER[a.level] >= high for a in assessed)
         topic_view = service.defect_topics(session=session, as_of=now, consensus=None)
         health = service.community_health(session=session, settings=settings, as_of=now, at_risk=at_risk)
         hours = timedelta(hours=settings.alerts.unanswered_venting_hours)
@@ -70,13 +78,22 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         since = now - timedelta(days=service.NOMINATION_DAYS)
         nominations = {award: service.nominations(session=session, settings=settings, award=award, since=since,
                                                   until=now, limit=NOMINATION_LIMIT) for award in awards.AWARDS}
-    return Snapshot(now, ranked, topic_view, health, unanswered, nominations)
+    return Snapshot(now, ranked, levels, topic_view, health, unanswered, nominations)
+
+
+def compute_in_worker(settings: RecognitionSettings, now: datetime) -> Snapshot:
+    """`compute` in a worker process with an engine of its own: the snapshot is minutes of pure Python on a
+    large community, and in the serving process it would hold the GIL and stall every request."""
+    url = settings.database.url
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = db.make_engine(url, pool_size=2)
+    return compute(engine, settings, now)
 
 
 def update_gauges(snap: Snapshot) -> None:
-    levels = Tally(r.level for r in snap.ranked)
     for level in risk.LEVEL_ORDER:
-        RISK_MEMBERS.labels(level).set(levels.get(level, 0))
+        RISK_MEMBERS.labels(level).set(snap.levels.get(level, 0))
     states = Tally(t.consensus for t in snap.topics.items)
     for state in ("investigating", "quirk", "defect", "contested"):
         TOPICS.labels(state).set(states.get(state, 0))
@@ -97,12 +114,16 @@ def update_gauges(snap: Snapshot) -> None:
     SNAPSHOT_AT.set(snap.as_of.timestamp())
 
 
-def desired_states(snap: Snapshot) -> dict[str, dict[str, tuple[str, str, dict[str, Any]]]]:
+def desired_states(snap: Snapshot, previous: dict[str, dict[str, str]]) -> dict[str, alerts.Desired]:
     at = snap.as_of.isoformat()
-    burnout = {f"risk:{r.member_id}": (alerts.risk_state(r.level), r.member_id, {
+    burnout: alerts.Desired = {f"risk:{r.member_id}": (alerts.risk_state(r.level), r.member_id, {
         "member_id": r.member_id, "level": r.level, "score": r.score, "as_of": at,
         "drivers": [d.factor for d in r.drivers], "recommended_actions": [a.action for a in r.recommended_actions]})
         for r in snap.ranked}
+    # Members alerted before who are no longer high (the snapshot keeps every high member): re-arm them.
+    for key, state in previous.get(alerts.BURNOUT, {}).items():
+        if state == "high" and key not in burnout:
+            burnout[key] = ("below", key.split(":", 1)[1], {})
     defect = {f"topic:{t.topic_id}": (alerts.topic_state(escalating=t.escalating, safety_review=t.safety_review),
                                       t.topic_id, {
         "topic_id": t.topic_id, "component": t.component, "title": t.title, "consensus": t.consensus,
@@ -153,6 +174,7 @@ class Watcher:
         self.settings = settings
         self.latest: Snapshot | None = None
         self._task: asyncio.Task[None] | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def start(self, after: asyncio.Event) -> None:
         self._task = asyncio.create_task(self._run(after), name="recognition-watch")
@@ -164,6 +186,8 @@ class Watcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def fresh(self, now: datetime) -> Snapshot | None:
         """The latest snapshot if it is recent enough to stand for "now"."""
@@ -186,7 +210,9 @@ class Watcher:
     async def tick(self, now: datetime | None = None) -> Snapshot:
         now = now or datetime.now(UTC)
         started = time.perf_counter()
-        snap = await asyncio.to_thread(compute, self.engine, self.settings, now)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        snap = await asyncio.get_running_loop().run_in_executor(self._pool, compute_in_worker, self.settings, now)
         SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
         self.latest = snap
         update_gauges(snap)
@@ -198,7 +224,7 @@ class Watcher:
             return 0  # states stay unclaimed; the next snapshot tries again
         previous = await asyncio.to_thread(stored_states, self.engine)
         sent = 0
-        for kind, desired in desired_states(snap).items():
+        for kind, desired in desired_states(snap, previous).items():
             for crossing in alerts.crossings(kind, previous.get(kind, {}), desired):
                 if not await asyncio.to_thread(_claim, self.engine, crossing, snap.as_of):
                     continue

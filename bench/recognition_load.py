@@ -1,0 +1,238 @@
+"""Recognition's read endpoints under load: 1,000,000 posts by 50,000 members, 20 concurrent clients.
+
+    .venv/bin/python bench/recognition_load.py --db sqlite      [--posts 1000000 --members 50000]
+    .venv/bin/python bench/recognition_load.py --db postgresql  (needs PostgreSQL's server binaries)
+
+1. Generates a synthetic year of community history (threads of questions and answers, flaw research with
+   framing and venting, conflict and mediation, social chatter, reactions; activity is Zipf-distributed, so
+   a few members carry the community) and writes it through recognition's own write path
+   (`repository.store_posts`, the code the consumer runs), in batches of 2,000.
+2. Starts a Tansu broker and the recognition service on that database, waits for its first community snapshot.
+3. Runs `--clients` concurrent clients for `--seconds`, each picking endpoints round-robin with random members,
+   and reports p50/p99 per endpoint (client-side, including HTTP). Writes bench/results/recognition_<db>.json.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import secrets
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from devstack import postgres, processes
+from recognition import models, repository
+from shared import db
+from shared.events import ClassifiedPostEvent, ReactionEvent
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ZONE = ZoneInfo("Asia/Shanghai")
+COMPONENTS = ["infotainment", "body", "interior", "hvac", "powertrain", "battery_charging", "chassis", "adas",
+              "electrical", "app"]
+FLAW_TITLES = ["车机卡顿死机", "门把手进水", "后排异响", "空调异味", "低速顿挫", "冬天续航打折", "刹车发软", "幽灵刹车",
+               "CarPlay断连", "数字钥匙失灵", "小电瓶亏电", "风噪大"]
+
+
+def _event(post_id: str, thread: str, author: str, at: datetime, labels: list[str], *, reply_to: str | None,
+           title: str | None, component: str | None = None, official: bool = False) -> ClassifiedPostEvent:
+    return ClassifiedPostEvent.model_validate({
+        "post_id": post_id, "thread_id": thread, "author_id": author, "content": "这是一条用于压测的帖子内容,车友们好",
+        "created_at": at, "reply_to_post_id": reply_to, "title": title, "source": "app",
+        "author": {"display_name": author, "is_official": official}, "event_id": post_id, "ingested_at": at,
+        "classification": {"labels": labels, "scores": {label: 0.9 for label in labels}, "component": component,
+                           "conditions": ["cold"] if component == "battery_charging" else [],
+                           "evidence": [{"label": label, "text": "压测"} for label in labels],
+                           "model_version": "bench"}})
+
+
+def generate(posts: int, members: int, seed: int = 7):  # type: ignore[no-untyped-def]
+    """Yields batches of (posts, reactions) over the year before now."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    start = now - timedelta(days=365)
+    weights = [1.0 / (i + 1) ** 0.9 for i in range(members)]
+    ids = [f"m{i}" for i in range(members)]
+    staff = set(ids[-50:])
+    n, batch, reactions, t = 0, [], [], 0
+    while n < posts:
+        t += 1
+        thread = f"t{t}"
+        at = start + timedelta(seconds=rng.uniform(0, 365 * 86400 - 3 * 86400))
+        kind = rng.random()
+        opener = rng.choices(ids, weights)[0]
+        size = min(posts - n, max(2, int(rng.expovariate(1 / 9))))
+        if kind < 0.3:
+            title, labels_open, comp = "新手求助", ["newcomer_question"], None
+            replies = [["newcomer_answer"], ["newcomer_answer", "welcome"], ["gratitude"], [], ["newcomer_answer"]]
+        elif kind < 0.75:
+            comp = rng.choice(COMPONENTS)
+            title, labels_open = rng.choice(FLAW_TITLES), ["defect_report", "defect_complaint"]
+            replies = [["defect_report"], ["defect_hypothesis"], ["defect_workaround"], ["quirk_framing"],
+                       ["defect_framing", "venting"], ["empathy"], ["redirect_official"], ["gratitude"],
+                       ["hostility"], ["bias_accusation", "hostility"], ["mediation"], []]
+        else:
+            title, labels_open, comp = "周末约跑", [], None
+            replies = [[], [], ["welcome"], ["venting"], []]
+        first = f"{thread}-0"
+        batch.append(_event(first, thread, opener, at, labels_open, reply_to=None, title=title, component=comp))
+        authors = {first: opener}
+        previous = [first]
+        for k in range(1, size):
+            at += timedelta(minutes=rng.expovariate(1 / 90))
+            author = rng.choices(ids, weights)[0]
+            parent = rng.choice(previous)
+            labels = rng.choice(replies)
+            post_id = f"{thread}-{k}"
+            batch.append(_event(post_id, thread, author, at, labels, reply_to=parent, title=title,
+                                component=comp if any(label.startswith(("defect", "quirk")) for label in labels)
+                                else None, official=author in staff))
+            authors[post_id] = author
+            previous.append(post_id)
+            if rng.random() < 0.3:
+                reactions.append(ReactionEvent.model_validate({
+                    "reaction_id": f"r-{post_id}", "post_id": post_id, "from_author_id": rng.choices(ids, weights)[0],
+                    "kind": rng.choice(["like", "like", "thanks", "helpful", "accepted_answer"]),
+                    "created_at": at + timedelta(minutes=5), "event_id": f"r-{post_id}", "ingested_at": at}))
+        n += size
+        if len(batch) >= 2000:
+            yield batch, reactions
+            batch, reactions = [], []
+    if batch:
+        yield batch, reactions
+
+
+def load(url: str, posts: int, members: int) -> dict[str, float]:
+    engine = db.make_engine(url, pool_size=2)
+    db.create_schema(engine, models.SQLModel.metadata)
+    started, written = time.perf_counter(), 0
+    for batch, reactions in generate(posts, members):
+        with db.unit_of_work(engine) as session:
+            repository.store_posts(session, batch, now=datetime.now(UTC), zone=ZONE)
+            repository.store_reactions(session, reactions)
+        written += len(batch)
+        if written % 100000 < 2000:
+            print(f"  {written:>9,} posts written ({time.perf_counter() - started:.0f}s)", flush=True)
+    engine.dispose()
+    return {"posts": written, "load_seconds": round(time.perf_counter() - started, 1)}
+
+
+async def hammer(base: str, token: str, members: int, clients: int, seconds: float) -> dict[str, dict[str, float]]:
+    rng = random.Random(11)
+    active = [f"m{i}" for i in range(min(members - 50, 5000))]  # people someone would look up
+    awards = ["community_contribution", "newcomer_mentor", "peacemaker", "research_pioneer"]
+    endpoints = [
+        ("member", lambda: f"/v1/members/{rng.choice(active)}"),
+        ("burnout_risk", lambda: f"/v1/members/{rng.choice(active)}/burnout-risk"),
+        ("burnout_list", lambda: "/v1/burnout-risk?level=elevated&limit=50"),
+        ("nominations", lambda: f"/v1/recognition/nominations?award={rng.choice(awards)}"),
+        ("thank_you", lambda: f"/v1/members/{rng.choice(active)}/thank-you"),
+        ("defect_topics", lambda: "/v1/defect-topics?limit=100"),
+        ("community_health", lambda: "/v1/community/health"),
+        ("post", lambda: f"/v1/posts/t{rng.randint(1, 50000)}-0"),
+    ]
+    latencies: dict[str, list[float]] = {name: [] for name, _ in endpoints}
+    errors: dict[str, int] = {name: 0 for name, _ in endpoints}
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                                 limits=limits) as client:
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.monotonic() < deadline:
+                name, path = endpoints[i % len(endpoints)]
+                i += 1
+                t0 = time.perf_counter()
+                response = await client.get(path())
+                latencies[name].append(time.perf_counter() - t0)
+                if response.status_code not in (200, 404):
+                    errors[name] += 1
+
+        await asyncio.gather(*(worker(k) for k in range(clients)))
+    out = {}
+    for name, values in latencies.items():
+        values.sort()
+        out[name] = {"requests": len(values), "errors": errors[name],
+                     "p50_ms": round(1000 * values[len(values) // 2], 1) if values else None,
+                     "p99_ms": round(1000 * values[min(len(values) - 1, int(0.99 * len(values)))], 1) if values
+                     else None}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--members", type=int, default=50_000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = None
+        if args.db == "postgresql":
+            bindir = postgres.binaries()
+            if bindir is None:
+                raise SystemExit("PostgreSQL server binaries are not installed")
+            cluster = postgres.Cluster(bindir)
+            cluster.start()
+            url = cluster.create_database("bench")
+        else:
+            url = f"sqlite:///{Path(tmp) / 'recognition.db'}"
+        try:
+            print(f"writing {args.posts:,} posts by {args.members:,} members into {args.db} ...", flush=True)
+            loaded = load(url, args.posts, args.members)
+            token = secrets.token_urlsafe(16)
+            ports = {"broker": processes.free_port(), "recognition": processes.free_port()}
+            broker = processes.broker(ports["broker"], Path(tmp) / "broker.log")
+            broker.start()
+            processes.wait_for_port(ports["broker"], timeout=30, proc=broker.proc)
+            service = processes.service(
+                "recognition", port=ports["recognition"], bootstrap=f"127.0.0.1:{ports['broker']}",
+                tokens=[{"name": "bench", "token": token, "scopes": ["read", "wellbeing"]}], database_url=url,
+                log_path=Path(tmp) / "recognition.log",
+                extra_env={"RECOGNITION_DATABASE__POOL_SIZE": "20", "RECOGNITION_LOG_LEVEL": "WARNING"})
+            service.start()
+            base = f"http://127.0.0.1:{ports['recognition']}"
+            try:
+                processes.wait_for_port(ports["recognition"], timeout=60, proc=service.proc)
+                t0 = time.perf_counter()
+                while True:  # the first community snapshot
+                    metrics = httpx.get(f"{base}/metrics").text
+                    line = next((x for x in metrics.splitlines()
+                                 if x.startswith("anchor_recognition_snapshot_timestamp_seconds ")), "")
+                    if line and float(line.split()[1]) > 0:
+                        break
+                    if time.perf_counter() - t0 > 1800:
+                        raise SystemExit("no snapshot after 30 minutes")
+                    time.sleep(1)
+                snapshot_s = time.perf_counter() - t0
+                print(f"first snapshot after {snapshot_s:.0f}s; {args.clients} clients for {args.seconds:.0f}s ...")
+                result = asyncio.run(hammer(base, token, args.members, args.clients, args.seconds))
+                snap_line = [x for x in httpx.get(f"{base}/metrics").text.splitlines()
+                             if x.startswith("anchor_recognition_snapshot_seconds_")]
+            finally:
+                service.stop()
+                broker.stop()
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    report = {"database": args.db, "members": args.members, **loaded, "clients": args.clients,
+              "seconds": args.seconds, "first_snapshot_wait_s": round(snapshot_s, 1), "endpoints": result,
+              "snapshot_metrics": snap_line, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"recognition_{args.db}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(f"{'endpoint':<18} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for name, m in result.items():
+        print(f"{name:<18} {m['requests']:>8} {m['p50_ms']!s:>8} {m['p99_ms']!s:>8} {m['errors']:>6}")
+
+
+if __name__ == "__main__":
+    main()
