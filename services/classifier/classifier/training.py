@@ -39,6 +39,9 @@ class Example:
 @dataclass
 class Config:
     c: float = 16.0
+    # Stage 1 reads only the post's own features and can afford weaker regularization than stage 2, which
+    # also reads the other labels' out-of-fold scores (None: the same as `c`).
+    c1: float | None = None
     cold_weight: float = 0.1
     # A stage-1 hostility probability (the head that also learned COLD's offensive language) at or above
     # this decides hostility on its own: confident offensive language is hostile even where the
@@ -170,6 +173,7 @@ def fit(examples: Sequence[Example], x: csr_matrix, cold_x: csr_matrix | None, c
     weights1 = np.zeros((features.N_FEATURES, n_labels), dtype=np.float32)
     bias1 = np.zeros(n_labels, dtype=np.float32)
     oof1 = np.zeros((n, n_labels))
+    c1 = config.c1 if config.c1 is not None else config.c
     for j, label in enumerate(LABELS):
         y = targets[:, j]
         with_cold = label == "hostility" and cold_x is not None
@@ -184,9 +188,9 @@ def fit(examples: Sequence[Example], x: csr_matrix, cold_x: csr_matrix | None, c
 
         for fit_rows, val_rows in folds:
             xs, ys, ws = design(fit_rows)
-            oof1[val_rows, j] = _fit(xs, ys, ws, config.c).decision_function(x[val_rows])
+            oof1[val_rows, j] = _fit(xs, ys, ws, c1).decision_function(x[val_rows])
         xs, ys, ws = design(np.arange(n))
-        clf = _fit(xs, ys, ws, config.c)
+        clf = _fit(xs, ys, ws, c1)
         weights1[:, j], bias1[j] = clf.coef_[0], clf.intercept_[0]
 
     x2 = hstack([x, csr_matrix(_sig(oof1).astype(np.float32))], format="csr")

@@ -3,8 +3,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel
 
 from recognition import awards, risk, service, watch
 from recognition import schemas as s
@@ -46,6 +46,13 @@ def _snapshot(request: Request, as_of: datetime | None) -> watch.Snapshot | None
     return watcher.fresh(datetime.now(UTC))
 
 
+def _cached(snap: watch.Snapshot, key: tuple[object, ...], build: Callable[[], BaseModel]) -> Response:
+    body = snap.responses.get(key)
+    if body is None:
+        body = snap.responses[key] = build().model_dump_json().encode()
+    return Response(content=body, media_type="application/json")
+
+
 def _settings(request: Request) -> RecognitionSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -70,12 +77,13 @@ async def get_burnout_risk(member_id: IdPath, request: Request, _: Wellbeing, as
 
 @router.get("/burnout-risk", response_model=s.BurnoutList, summary="Members at or above a risk level, highest first")
 async def list_burnout_risk(request: Request, _: Wellbeing, level: Level = "high",
-                            limit: Annotated[int, Query(ge=1, le=500)] = 50, as_of: AsOf = None) -> s.BurnoutList:
+                            limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                            as_of: AsOf = None) -> s.BurnoutList | Response:
     snap = _snapshot(request, as_of)
     if snap is not None:
         floor = risk.LEVEL_ORDER[level]
-        return s.BurnoutList(as_of=snap.as_of, items=[
-            r for r in snap.ranked if risk.LEVEL_ORDER[r.level] >= floor][:limit])
+        return _cached(snap, ("burnout", level, limit), lambda: s.BurnoutList(as_of=snap.as_of, items=[
+            r for r in snap.ranked if risk.LEVEL_ORDER[r.level] >= floor][:limit]))
     return await _read(request, service.burnout_list, settings=_settings(request), level=level, limit=limit,
                        as_of=_as_of(as_of))
 
@@ -91,12 +99,13 @@ async def post_acknowledgement(member_id: IdPath, body: s.AcknowledgementIn, req
 @router.get("/recognition/nominations", response_model=s.Nominations, summary="Ranked nominees for an award")
 async def get_nominations(request: Request, _: Read, award: Literal[awards.Award],  # type: ignore[valid-type]
                           since: AwareDatetime | None = None, until: AwareDatetime | None = None,
-                          limit: Annotated[int, Query(ge=1, le=100)] = 10) -> s.Nominations:
+                          limit: Annotated[int, Query(ge=1, le=100)] = 10) -> s.Nominations | Response:
     if since is None and until is None and limit <= watch.NOMINATION_LIMIT:
         snap = _snapshot(request, None)
         if snap is not None:
             ranked = snap.nominations[award]
-            return ranked.model_copy(update={"items": ranked.items[:limit]})
+            return _cached(snap, ("nominations", award, limit),
+                           lambda: ranked.model_copy(update={"items": ranked.items[:limit]}))
     end = _as_of(until)
     start = since.astimezone(UTC) if since else end - timedelta(days=service.NOMINATION_DAYS)
     if start > end:
@@ -115,19 +124,23 @@ async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsO
 async def get_defect_topics(request: Request, _: Read,
                             consensus: Literal["investigating", "quirk", "defect", "contested"] | None = None,
                             as_of: AsOf = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                            ) -> s.DefectTopics:
+                            ) -> s.DefectTopics | Response:
     snap = _snapshot(request, as_of)
-    topics = snap.topics if snap is not None else await _read(request, service.defect_topics, as_of=_as_of(as_of),
-                                                                consensus=None)
-    chosen = [t for t in topics.items if consensus is None or t.consensus == consensus]
-    return s.DefectTopics(as_of=topics.as_of, items=chosen[:limit])
+
+    def pick(topics: s.DefectTopics) -> s.DefectTopics:
+        chosen = [t for t in topics.items if consensus is None or t.consensus == consensus]
+        return s.DefectTopics(as_of=topics.as_of, items=chosen[:limit])
+
+    if snap is not None:
+        return _cached(snap, ("topics", consensus, limit), lambda: pick(snap.topics))
+    return pick(await _read(request, service.defect_topics, as_of=_as_of(as_of), consensus=None))
 
 
 @router.get("/community/health", response_model=s.CommunityHealth, summary="Community health over a window")
 async def get_health(request: Request, _: Read, as_of: AsOf = None,
-                     days: Annotated[int, Query(ge=1, le=365)] = service.HEALTH_DAYS) -> s.CommunityHealth:
+                     days: Annotated[int, Query(ge=1, le=365)] = service.HEALTH_DAYS) -> s.CommunityHealth | Response:
     snap = _snapshot(request, as_of) if days == service.HEALTH_DAYS else None
     if snap is not None:
-        return snap.health
+        return _cached(snap, ("health",), lambda: snap.health)
     return await _read(request, service.community_health, settings=_settings(request), as_of=_as_of(as_of),
                        days=days)

@@ -10,7 +10,7 @@ import multiprocessing
 import time
 from collections import Counter as Tally
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -51,6 +51,8 @@ class Snapshot:
     health: s.CommunityHealth
     unanswered: list[tuple[str, datetime]]
     nominations: dict[str, s.Nominations]
+    # Serialized responses by request key: a snapshot never changes, so each answer is encoded once.
+    responses: dict[tuple[object, ...], bytes] = field(default_factory=dict)
 
 
 NOMINATION_LIMIT = 100
