@@ -177,6 +177,7 @@ class Watcher:
         self.latest: Snapshot | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ProcessPoolExecutor | None = None
+        self.compute_seconds = 0.0
 
     def start(self, after: asyncio.Event) -> None:
         self._task = asyncio.create_task(self._run(after), name="recognition-watch")
@@ -194,7 +195,8 @@ class Watcher:
     def fresh(self, now: datetime) -> Snapshot | None:
         """The latest snapshot if it is recent enough to stand for "now"."""
         snap = self.latest
-        limit = timedelta(seconds=2 * self.settings.alerts.refresh_seconds + 5)
+        # A snapshot is replaced one compute time after the refresh period: allow for both, twice over.
+        limit = timedelta(seconds=2 * (self.settings.alerts.refresh_seconds + self.compute_seconds) + 5)
         return snap if snap is not None and now - snap.as_of <= limit else None
 
     async def _run(self, after: asyncio.Event) -> None:
@@ -215,7 +217,8 @@ class Watcher:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         snap = await asyncio.get_running_loop().run_in_executor(self._pool, compute_in_worker, self.settings, now)
-        SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
+        self.compute_seconds = time.perf_counter() - started
+        SNAPSHOT_SECONDS.observe(self.compute_seconds)
         self.latest = snap
         update_gauges(snap)
         await self.alert(snap)
