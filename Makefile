@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 PROJECTS := shared/pyproject.toml services/ingest/pyproject.toml services/classifier/pyproject.toml \
             services/recognition/pyproject.toml devstack/pyproject.toml
 
+CHECKOV := .venv-checkov/bin/checkov
+
 .PHONY: run test lint install clean train evaluate bench
 
 $(STAMP): constraints.txt requirements-dev.txt $(PROJECTS)
@@ -23,7 +25,13 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP)
+# checkov (the manifests' policy scan) lives in a virtualenv of its own: its pins clash with the project's.
+$(CHECKOV): requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $(CHECKOV)
+
+test: $(STAMP) $(CHECKOV)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -39,4 +47,4 @@ bench: $(STAMP)
 	$(PY) bench/pipeline_throughput.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) .venv-checkov data .pytest_cache

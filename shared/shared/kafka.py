@@ -154,6 +154,13 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self._loop.commit_pending(revoked)
+        for tp in revoked:
+            # Another replica reports this partition's lag from now on; a stale series here would double it.
+            try:
+                metrics.CONSUMER_LAG.remove(self._loop.service, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
+            self._loop._committed.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None
@@ -180,6 +187,8 @@ class ConsumerLoop:
         self._committed: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._attempts = 0
+        for topic in self.topic_names:  # so alert rules see a zero before the first dead letter
+            metrics.CONSUMER_DEADLETTERED.labels(service, topic)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-consumer")

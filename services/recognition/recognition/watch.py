@@ -10,6 +10,7 @@ import multiprocessing
 import time
 from collections import Counter as Tally
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,8 @@ TOPICS_FLAGGED = Gauge("anchor_recognition_defect_topics_flagged", "Flaw topics 
                        ["flag"])
 HEALTH = Gauge("anchor_community_health", "Community health figures over the health window", ["figure"])
 ALERTS_SENT = Counter("anchor_recognition_alerts_total", "Alerts published on koc.alerts.v1", ["kind"])
+for _kind in (alerts.BURNOUT, alerts.VENTING, alerts.DEFECT):
+    ALERTS_SENT.labels(_kind)  # a zero before the first alert, so rate() and increase() see the first one
 SNAPSHOT_SECONDS = Histogram("anchor_recognition_snapshot_seconds", "Time to compute the community snapshot",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 SNAPSHOT_AT = Gauge("anchor_recognition_snapshot_timestamp_seconds", "When the last snapshot was computed")
@@ -216,7 +219,13 @@ class Watcher:
         started = time.perf_counter()
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        snap = await asyncio.get_running_loop().run_in_executor(self._pool, compute_in_worker, self.settings, now)
+        try:
+            snap = await asyncio.get_running_loop().run_in_executor(self._pool, compute_in_worker, self.settings, now)
+        except BrokenProcessPool:
+            # The worker died (OOM-killed, say): start a fresh one next time instead of failing forever.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise
         self.compute_seconds = time.perf_counter() - started
         SNAPSHOT_SECONDS.observe(self.compute_seconds)
         self.latest = snap
