@@ -41,7 +41,7 @@ class Config:
     c: float = 16.0
     # Stage 1 reads only the post's own features and can afford weaker regularization than stage 2, which
     # also reads the other labels' out-of-fold scores (None: the same as `c`).
-    c1: float | None = None
+    c1: float | None = 128.0
     cold_weight: float = 0.1
     # A stage-1 hostility probability (the head that also learned COLD's offensive language) at or above
     # this decides hostility on its own: confident offensive language is hostile even where the
