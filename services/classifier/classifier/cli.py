@@ -33,7 +33,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_set, test_set = training.split(examples)
     cold = training.load_cold(Path(args.cold) / "train.csv", args.cold_limit) if not args.no_cold else []
     digest = training.corpus_digest(paths)
-    version = args.version or f"hybrid-1.0-{digest}"
+    # The corpus digest and the hyperparameters name the artifact: two trainings that differ in either differ.
+    c1 = args.c1 if args.c1 is not None else args.c
+    version = args.version or f"hybrid-1.1-{digest}-c{args.c:g}x{c1:g}"
     config = training.Config(c=args.c, c1=args.c1, cold_weight=args.cold_weight, offensive_gate=args.offensive_gate,
                              meta={
         "corpus_digest": digest, "train_posts": len(train_set), "held_out_posts": len(test_set),
