@@ -312,3 +312,105 @@ def test_health_counts_venting_met_with_empathy_and_answered_questions(t: Timeli
         assert after.minutes_to_first_empathetic_reply.median == 30.0
 
 
+
+
+def test_a_post_redelivered_in_one_batch_with_other_labels_counts_once(t: Timeline) -> None:
+    helper, asker = t.member("helper"), t.member("asker")
+    q = asked(t, asker, at=days_ago(3))
+    a = answer(t, helper, q, at=days_ago(3) + timedelta(minutes=5))
+    first = t.events[-1]
+    again = first.model_copy(update={"classification": first.classification.model_copy(
+        update={"labels": ["hostility"]})})
+    t.events.append(again)
+    t.flush()
+    member = read(t.engine, service.member_view, member_id=helper, as_of=AS_OF, daily_cap=12)
+    target = read(t.engine, service.member_view, member_id=asker, as_of=AS_OF, daily_cap=12)
+    assert member.labor["newcomer_answer"] == 1 and target.received.hostility == 0
+    assert read(t.engine, service.post_view, post_id=a).classification.labels == ["newcomer_answer"]
+
+
+@pytest.mark.parametrize("order", ["together", "welcome_first", "question_first"])
+def test_thread_opener_does_not_depend_on_arrival_order(engine: Engine, order: str) -> None:
+    t = Timeline(engine, f"s{next(_counter)}")
+    asker, greeter = t.member("asker"), t.member("greeter")
+    same = days_ago(2)
+    thread = t.id("t")
+    # Two posts that reply to no one, at the same instant: the smaller post id opens the thread.
+    q = t.post(asker, ["newcomer_question"], at=same, thread=thread)
+    w = t.post(greeter, ["welcome"], at=same, thread=thread)
+    assert q < w
+    events = list(t.events)
+    t.events = []
+    batches = {"together": [events], "welcome_first": [[events[1]], [events[0]]],
+               "question_first": [[events[0]], [events[1]]]}[order]
+    for batch in batches:
+        t.events = list(batch)
+        t.flush()
+    member = read(t.engine, service.member_view, member_id=greeter, as_of=AS_OF, daily_cap=12)
+    assert member.labor["welcome"] == 1
+
+
+def test_a_reaction_stored_before_its_post_still_counts(t: Timeline) -> None:
+    author, fan = t.member("author"), t.member("fan")
+    q = asked(t, t.member("nb"), at=days_ago(3))
+    pending = t.events.pop()
+    t.reaction(q, fan, "thanks", at=days_ago(2))
+    t.flush()  # the reaction alone
+    t.events.append(pending)
+    t.flush()
+    member = read(t.engine, service.member_view, member_id=t.authors[q], as_of=AS_OF, daily_cap=12)
+    assert member.received.reactions == 1
+    assert author  # the reaction counts for the post's author, whoever stored it first
+
+
+def test_staff_status_and_names_are_read_as_of(t: Timeline) -> None:
+    helper = t.member("helper")
+    labor_for(t, helper, 3)
+    t.flush()
+    before = risk(t, helper, days_ago(1))
+    t.post(helper, [], at=days_ago(0.5), official=True)  # hired later, posting as staff
+    t.flush()
+    assert risk(t, helper, days_ago(1)).model_dump() == before.model_dump()
+    with pytest.raises(AnchorError):
+        risk(t, helper, AS_OF)
+    later = t.post(helper, [], at=days_ago(0.2))
+    t.events[-1] = t.events[-1].model_copy(update={"author": t.events[-1].author.model_copy(  # type: ignore[union-attr]
+        update={"display_name": "新名字"})})
+    t.flush()
+    assert later
+    old_name = read(t.engine, service.member_view, member_id=helper, as_of=days_ago(1), daily_cap=12).display_name
+    new_name = read(t.engine, service.member_view, member_id=helper, as_of=AS_OF, daily_cap=12).display_name
+    assert old_name == "helper" and new_name == "新名字"
+
+
+def test_one_friend_thanking_many_times_is_one_echo(t: Timeline) -> None:
+    gamer, genuine, friend = t.member("gamer"), t.member("genuine"), t.member("friend")
+    q = asked(t, t.member("nb"), at=days_ago(10))
+    a = answer(t, gamer, q, at=days_ago(10) + timedelta(minutes=1))
+    for i in range(25):
+        t.post(friend, ["gratitude"], at=days_ago(9) + timedelta(minutes=i), thread=t.thread_of(q), reply_to=a)
+    for i in range(4):
+        qi = asked(t, t.member(f"nb{i}"), at=days_ago(8 - i))
+        ai = answer(t, genuine, qi, at=days_ago(8 - i) + timedelta(minutes=1))
+        t.post(t.member(f"nb{i}"), ["gratitude"], at=days_ago(8 - i) + timedelta(hours=1), thread=t.thread_of(qi),
+               reply_to=ai)
+    t.flush()
+    noms = read(t.engine, service.nominations, settings=SETTINGS, award="newcomer_mentor", since=days_ago(30),
+                until=AS_OF, limit=100)
+    ranked = [i.member_id for i in noms.items if i.member_id in (gamer, genuine)]
+    assert ranked == [genuine, gamer]
+
+
+def test_acknowledgements_are_idempotent_and_never_rewrite_the_past(t: Timeline) -> None:
+    helper = t.member("helper")
+    labor_for(t, helper, 4)
+    t.flush()
+    body = AcknowledgementIn(kind="gift", acknowledgement_id=f"{t.prefix}-a", created_at=days_ago(10))
+    read(t.engine, service.acknowledge, member_id=helper, body=body, recorded_by="x", now=days_ago(1))
+    with pytest.raises(AnchorError) as conflict:
+        read(t.engine, service.acknowledge, member_id=helper, body=body.model_copy(update={"kind": "public_award"}),
+             recorded_by="x", now=days_ago(1))
+    assert conflict.value.status_code == 409
+    # Back-dated to ten days ago but recorded one day ago: answers for five days ago stay as they were.
+    assert risk(t, helper, days_ago(5)).reward == 0
+    assert risk(t, helper, AS_OF).reward == 3.0

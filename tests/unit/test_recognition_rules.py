@@ -124,3 +124,13 @@ def test_thank_you_drafts_vary_and_name_the_thread() -> None:
     assert all("刹车异响" in d for d in drafts)
     message, ids = thanks.draft(member_id="m", name="阿福", contributions=[])
     assert ids == [] and "阿福" in message
+
+
+def test_consensus_does_not_depend_on_row_order() -> None:
+    rows = [_row("a", "t", "u0", "defect_report", 9), _row("b", "t", "u1", "quirk_framing", 5),
+            _row("b", "t", "u1", "defect_framing", 5), _row("c", "t", "u2", "defect_framing", 4)]
+    texts = {"t": ("车机黑屏", "")}
+    one = flaw_topics.build(rows, threads=texts, standings={}, as_of=NOW)[0]
+    other = flaw_topics.build(list(reversed(rows)), threads=texts, standings={}, as_of=NOW)[0]
+    assert (one.consensus, one.framing_weight) == (other.consensus, other.framing_weight)
+    assert one.topic_id == other.topic_id

@@ -4,13 +4,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from recognition import awards, risk, service, watch
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from shared import app as base
-from shared import auth, db, errors
+from shared import auth, db, errors, events
 
 router = APIRouter(prefix="/v1", tags=["recognition"],
                    responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND,
@@ -18,8 +18,11 @@ router = APIRouter(prefix="/v1", tags=["recognition"],
 Read = Annotated[auth.Principal, Depends(auth.require("read"))]
 Wellbeing = Annotated[auth.Principal, Depends(auth.require("wellbeing"))]
 Recognize = Annotated[auth.Principal, Depends(auth.require("recognize"))]
-AsOf = Annotated[AwareDatetime | None, Query(description="RFC 3339 instant to replay history at (default now)")]
-IdPath = Annotated[str, Path(min_length=1, max_length=128)]
+# Times are bounded like the events' (1990 to a day ahead): anything else is a unit mix-up, and a year-1 or
+# year-9999 instant cannot even be shifted by a window without overflowing.
+AsOf = Annotated[events.Timestamp | None, Query(description="RFC 3339 instant to replay history at (default now)")]
+Window = Annotated[events.Timestamp | None, Query(description="RFC 3339 instant")]
+IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f\s]+$")]
 Level = Literal["low", "elevated", "high", "critical"]
 T = TypeVar("T")
 
@@ -98,7 +101,7 @@ async def post_acknowledgement(member_id: IdPath, body: s.AcknowledgementIn, req
 
 @router.get("/recognition/nominations", response_model=s.Nominations, summary="Ranked nominees for an award")
 async def get_nominations(request: Request, _: Read, award: Literal[awards.Award],  # type: ignore[valid-type]
-                          since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+                          since: Window = None, until: Window = None,
                           limit: Annotated[int, Query(ge=1, le=100)] = 10) -> s.Nominations | Response:
     if since is None and until is None and limit <= watch.NOMINATION_LIMIT:
         snap = _snapshot(request, None)

@@ -146,9 +146,8 @@ def _topic(key: str, thread_ids: list[str], component: str, symptom: str | None,
     reporters = {r.author_id for r in flaw if r.label in ("defect_report", "defect_complaint") and not r.is_official}
     # Each member counts once, with their latest framing: changing one's mind is allowed, repeating is not.
     latest: dict[str, Row] = {}
-    for r in rows:
-        if r.label in FRAMING:
-            latest[r.author_id] = r
+    for r in sorted((r for r in rows if r.label in FRAMING), key=lambda r: (r.created_at, r.post_id, r.label)):
+        latest[r.author_id] = r  # a post with both framings counts as its quirk framing (sorts last)
     weight = {"quirk_framing": 0.0, "defect_framing": 0.0}
     for author, r in latest.items():
         weight[r.label] += standings.get(author, 1.0)
@@ -166,7 +165,10 @@ def _topic(key: str, thread_ids: list[str], component: str, symptom: str | None,
     # of a community talking itself into accepting a brake fault is not.
     safety_review = safety_relevant and weight["quirk_framing"] > 0
     title = next((threads[t][0] for t in thread_ids if t in threads and threads[t][0]), None)
-    topic_id = "tp-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    # Named after the thread where the topic began, so the id survives a change of majority component or
+    # symptom wording (which would change `key`), and alerts keyed on it are not repeated.
+    origin = min(thread_ids, key=lambda t: min((r.created_at, r.post_id) for r in rows if r.thread_id == t))
+    topic_id = "tp-" + hashlib.sha256(origin.encode()).hexdigest()[:12]
     return Topic(
         topic_id=topic_id, thread_ids=thread_ids, component=component, title=title,
         first_seen=flaw[0].created_at, last_seen=max(r.created_at for r in rows), posts=len(posts),

@@ -95,13 +95,10 @@ class Member(SQLModel, table=True):
 
 class StoredReaction(SQLModel, table=True):
     __tablename__ = "rec_reactions"
-    __table_args__ = (Index("ix_rec_reactions_to", "to_author_id", "created_at"),)
 
     reaction_id: str = Field(primary_key=True, max_length=128)
     post_id: str = Field(index=True, max_length=128)
     from_author_id: str = Field(max_length=128)
-    # The reacted-to post's author, filled in when that post is known (reactions can arrive first).
-    to_author_id: str | None = Field(default=None, max_length=128)
     kind: str = Field(max_length=32)
     created_at: datetime = _at(index=True)
 

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select, update
@@ -28,6 +28,12 @@ def authors_of(session: Session, post_ids: Sequence[str]) -> dict[str, str]:
 
 def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now: datetime, zone: tzinfo) -> list[str]:
     """Stores classified posts not stored before; returns the ids newly stored."""
+    # A post redelivered within one batch (say, republished after a classifier restart) counts once, as
+    # first seen: without this, both versions' labels would be credited.
+    firsts: dict[str, ClassifiedPostEvent] = {}
+    for e in events:
+        firsts.setdefault(e.post_id, e)
+    events = list(firsts.values())
     in_batch = {e.post_id: e.author_id for e in events}
     unresolved = [e.reply_to_post_id for e in events
                   if e.reply_to_post_id and e.parent is None and e.reply_to_post_id not in in_batch]
@@ -64,7 +70,6 @@ def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now:
     fresh = [e for e in events if e.post_id in inserted]
     authors = {e.post_id: e.author_id for e in fresh}
     orphans = _backfill_targets(session, authors)
-    _backfill_reactions(session, authors)
     stale = orphans + _unreplied_posts(session, openers_changed, exclude=set(inserted))
     if stale:
         _recredit(session, stale)
@@ -116,12 +121,17 @@ def _upsert_threads(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
         {"thread_id": t, "opener_post_id": e.post_id, "opener_author_id": e.author_id, "title": e.title,
          "created_at": e.created_at} for t, e in earliest.items()])
     new = stmt.excluded
-    earlier = new.created_at < table.c.created_at
+    # Ties on time go to the smaller post id in code-point order, as in the batch above (PostgreSQL's "C"
+    # collation is code-point order; SQLite compares bytes, which for UTF-8 is the same).
+    new_id, old_id = new.opener_post_id, table.c.opener_post_id
+    if module is postgresql:
+        new_id, old_id = new_id.collate("C"), old_id.collate("C")
+    earlier = (new.created_at < table.c.created_at) | ((new.created_at == table.c.created_at) & (new_id < old_id))
+    # The title is the opener's own, so it never depends on which later post arrived first.
     stmt = stmt.on_conflict_do_update(index_elements=["thread_id"], set_={
         "opener_post_id": case((earlier, new.opener_post_id), else_=table.c.opener_post_id),
         "opener_author_id": case((earlier, new.opener_author_id), else_=table.c.opener_author_id),
-        "title": case((earlier, func.coalesce(new.title, table.c.title)),
-                      else_=func.coalesce(table.c.title, new.title)),
+        "title": case((earlier, new.title), else_=table.c.title),
         "created_at": case((earlier, new.created_at), else_=table.c.created_at),
     })
     session.execute(stmt)
@@ -182,17 +192,6 @@ def _backfill_targets(session: Session, authors: dict[str, str]) -> list[str]:
     return [post_id for post_id, _ in orphans]
 
 
-def _backfill_reactions(session: Session, authors: dict[str, str]) -> None:
-    ids = list(authors)
-    for start in range(0, len(ids), 500):
-        stmt = select(StoredReaction.post_id).where(
-            col(StoredReaction.post_id).in_(ids[start:start + 500]), col(StoredReaction.to_author_id).is_(None)
-        ).distinct()
-        for post_id in session.exec(stmt).all():
-            session.exec(update(StoredReaction).where(  # type: ignore[call-overload]
-                col(StoredReaction.post_id) == post_id).values(to_author_id=authors[post_id]))
-
-
 def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> None:
     merged: dict[str, dict[str, Any]] = {}
     for e in sorted(events, key=lambda ev: ev.created_at):
@@ -223,9 +222,10 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
 
 
 def store_reactions(session: Session, events: Sequence[ReactionEvent]) -> int:
-    authors = authors_of(session, [e.post_id for e in events])
+    # The recipient (the post's author) is joined at read time: a reaction may be stored before its post, by
+    # another replica, in a transaction that cannot see it, and a stored recipient would then stay empty.
     rows = [{"reaction_id": e.reaction_id, "post_id": e.post_id, "from_author_id": e.from_author_id,
-             "to_author_id": authors.get(e.post_id), "kind": e.kind, "created_at": e.created_at} for e in events]
+             "kind": e.kind, "created_at": e.created_at} for e in events]
     return len(db.insert_ignore(session, StoredReaction.__table__, rows, key=["reaction_id"],  # type: ignore[attr-defined]
                                 returning="reaction_id"))
 
@@ -268,9 +268,9 @@ def labels_received(session: Session, member_id: str, *, as_of: datetime) -> dic
 
 
 def reactions_received(session: Session, member_id: str, *, as_of: datetime) -> int:
-    r = StoredReaction
-    stmt = select(func.count()).select_from(r).where(
-        col(r.to_author_id) == member_id, col(r.from_author_id) != member_id, col(r.created_at) <= as_of)
+    r, p = StoredReaction, StoredPost
+    stmt = (select(func.count()).select_from(r).join(p, col(p.post_id) == col(r.post_id))
+            .where(col(p.author_id) == member_id, col(r.from_author_id) != member_id, col(r.created_at) <= as_of))
     return int(session.exec(stmt).one())
 
 
@@ -317,17 +317,20 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
     for post_id, target, label, created in session.exec(received_stmt).all():
         get(target).received.append(risk.Received(post_id, label, db.as_utc(created)))  # type: ignore[arg-type]
 
-    r = StoredReaction
-    reactions_stmt = select(r.to_author_id, r.kind, func.count()).where(
-        col(r.to_author_id).is_not(None), col(r.to_author_id) != col(r.from_author_id), col(r.created_at) > start,
-        col(r.created_at) <= as_of, _in(col(r.to_author_id), member_ids)).group_by(col(r.to_author_id), col(r.kind))
+    r, p = StoredReaction, StoredPost
+    reactions_stmt = (select(p.author_id, r.kind, func.count()).select_from(r)
+                      .join(p, col(p.post_id) == col(r.post_id))
+                      .where(col(p.author_id) != col(r.from_author_id), col(r.created_at) > start,
+                             col(r.created_at) <= as_of, _in(col(p.author_id), member_ids))
+                      .group_by(col(p.author_id), col(r.kind)))
     for member, kind, n in session.exec(reactions_stmt).all():
         get(member).reactions[kind] += int(n)  # type: ignore[arg-type]
 
     a = Acknowledgement
+    # Recorded by as_of too: a back-dated acknowledgement must not rewrite answers already given.
     acks_stmt = select(a.member_id, a.kind, func.count()).where(
-        col(a.created_at) > start, col(a.created_at) <= as_of, _in(col(a.member_id), member_ids)
-    ).group_by(col(a.member_id), col(a.kind))
+        col(a.created_at) > start, col(a.created_at) <= as_of, col(a.recorded_at) <= as_of,
+        _in(col(a.member_id), member_ids)).group_by(col(a.member_id), col(a.kind))
     for member, kind, n in session.exec(acks_stmt).all():
         get(member).acknowledgements[kind] += int(n)
 
@@ -341,23 +344,44 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
     for member, recent, baseline in session.exec(activity_stmt).all():
         h = get(member)
         h.recent_posts, h.baseline_posts = int(recent or 0), int(baseline or 0)
-    officials = staff(session, list(out))
+    officials = staff(session, list(out), as_of=as_of)
     return {m: h for m, h in out.items() if m not in officials}
 
 
-def staff(session: Session, member_ids: Sequence[str]) -> set[str]:
+def staff(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> set[str]:
+    """Members who had posted as brand staff by `as_of` (so a later staff post does not rewrite the past)."""
     found: set[str] = set()
     for start in range(0, len(member_ids), 500):
-        stmt = select(Member.member_id).where(col(Member.member_id).in_(member_ids[start:start + 500]),
-                                              col(Member.is_official))
+        stmt = select(StoredPost.author_id).where(
+            col(StoredPost.author_id).in_(member_ids[start:start + 500]), col(StoredPost.is_official),
+            col(StoredPost.created_at) <= as_of).distinct()
         found.update(session.exec(stmt).all())
+    return found
+
+
+def names_as_of(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> dict[str, str | None]:
+    """Each member's display name on their latest post at or before `as_of`."""
+    found: dict[str, str | None] = {}
+    p = StoredPost
+    for start in range(0, len(member_ids), 500):
+        ranked = (select(p.author_id, p.author_display_name, func.row_number().over(
+            partition_by=col(p.author_id), order_by=(col(p.created_at).desc(), col(p.post_id).desc())).label("n"))
+            .where(col(p.author_id).in_(member_ids[start:start + 500]), col(p.created_at) <= as_of,
+                   col(p.author_display_name).is_not(None)).subquery())
+        latest = select(ranked.c.author_id, ranked.c.author_display_name).where(ranked.c.n == 1)
+        found.update({a: n for a, n in session.exec(latest).all()})  # type: ignore[call-overload]
     return found
 
 
 def acknowledgements_count(session: Session, member_id: str, *, as_of: datetime) -> int:
     stmt = select(func.count()).select_from(Acknowledgement).where(
-        col(Acknowledgement.member_id) == member_id, col(Acknowledgement.created_at) <= as_of)
+        col(Acknowledgement.member_id) == member_id, col(Acknowledgement.created_at) <= as_of,
+        col(Acknowledgement.recorded_at) <= as_of)
     return int(session.exec(stmt).one())
+
+
+def get_acknowledgement(session: Session, acknowledgement_id: str) -> Acknowledgement | None:
+    return session.get(Acknowledgement, acknowledgement_id)
 
 
 def add_acknowledgement(session: Session, row: dict[str, Any]) -> bool:
@@ -384,7 +408,9 @@ def echo_counts(session: Session, *, own: Sequence[str], echo: Sequence[str], si
                 member_ids: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
     """Replies by others, in [since, until], carrying an `echo` label, to a member's credited `own` posts."""
     reply, parent = aliased(PostLabel), aliased(PostLabel)
-    stmt = (select(parent.author_id, reply.label, func.count(func.distinct(reply.post_id)))
+    # Distinct (replier, post) pairs: one friend thanking the same answer 25 times is one echo.
+    pair = col(reply.author_id) + literal(":") + col(parent.post_id)
+    stmt = (select(parent.author_id, reply.label, func.count(func.distinct(pair)))
             .join(parent, col(parent.post_id) == col(reply.reply_to_post_id))
             .where(col(parent.label).in_(own), col(parent.credited), col(reply.label).in_(echo),
                    col(reply.author_id) != col(parent.author_id), col(reply.created_at) >= since,
@@ -410,7 +436,7 @@ def contributions(session: Session, member_id: str, *, labels: Sequence[str], si
         return []
     post_ids = sorted({r[0] for r in rows})
     posts = {p.post_id: p for p in session.exec(select(StoredPost).where(col(StoredPost.post_id).in_(post_ids)))}
-    echo_stmt = (select(t.reply_to_post_id, func.count(func.distinct(t.post_id)))
+    echo_stmt = (select(t.reply_to_post_id, func.count(func.distinct(t.author_id)))
                  .where(col(t.reply_to_post_id).in_(post_ids), col(t.author_id) != member_id,
                         col(t.label).in_(["gratitude", "defect_report", "defect_workaround"]),
                         col(t.created_at) <= until)
@@ -419,8 +445,7 @@ def contributions(session: Session, member_id: str, *, labels: Sequence[str], si
     threads = {th.thread_id: th for th in session.exec(
         select(Thread).where(col(Thread.thread_id).in_(sorted({r[3] for r in rows}))))}
     targets = sorted({r[4] for r in rows if r[4]})
-    names = dict(session.exec(select(Member.member_id, Member.display_name)
-                              .where(col(Member.member_id).in_(targets))).all()) if targets else {}
+    names = names_as_of(session, targets, as_of=until) if targets else {}
     out = []
     for post_id, label, created, thread_id, target, component in rows:
         post = posts[post_id]
@@ -432,15 +457,6 @@ def contributions(session: Session, member_id: str, *, labels: Sequence[str], si
                     "excerpt": evidence or post.content, "component": component,
                     "echo": echoes.get(post_id, 0)})
     return out
-
-
-def display_names(session: Session, member_ids: Sequence[str]) -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for start in range(0, len(member_ids), 500):
-        stmt = select(Member.member_id, Member.display_name).where(
-            col(Member.member_id).in_(member_ids[start:start + 500]))
-        found.update(dict(session.exec(stmt).all()))
-    return found
 
 
 def needs(session: Session, *, label: str, reply_label: str, since: datetime, until: datetime) -> list[health.Need]:
@@ -502,6 +518,6 @@ def standings(session: Session, member_ids: Sequence[str], *, as_of: datetime) -
             col(t.author_id) != col(t.target_author_id),
             col(t.created_at) <= as_of).group_by(col(t.target_author_id))
         thanked.update({a: int(n) for a, n in session.exec(stmt).all() if a})
-    officials = staff(session, list(member_ids))
+    officials = staff(session, list(member_ids), as_of=as_of)
     return {m: 1.0 if m in officials else flaw_topics.standing(credited.get(m, 0), thanked.get(m, 0))
             for m in member_ids}

@@ -1,9 +1,9 @@
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import Author, Classification
+from shared.events import Author, Classification, Text, Timestamp
 
 
 class PostView(BaseModel):
@@ -82,8 +82,8 @@ class AcknowledgementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["private_thanks", "public_award", "gift"]
-    note: str | None = Field(None, max_length=2000)
-    created_at: AwareDatetime | None = None
+    note: Annotated[Text, Field(max_length=2000)] | None = None
+    created_at: Timestamp | None = None
     # Extension: a client-chosen id makes a retried request count once.
     acknowledgement_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 

@@ -90,32 +90,34 @@ def post_view(*, session: Session, post_id: str) -> PostView:
 
 
 def member_view(*, session: Session, member_id: str, as_of: datetime, daily_cap: int) -> MemberView:
-    member = repository.get_member(session, member_id)
     posts, first, last = repository.activity(session, member_id, as_of=as_of)
-    if member is None or first is None or last is None:
+    if first is None or last is None:
         raise AnchorError(404, "not_found", f"member {member_id!r} has no posts as of {as_of.isoformat()}",
                           field="member_id")
     authored = repository.labels_by_author(session, member_id, as_of=as_of, daily_cap=daily_cap)
     received = repository.labels_received(session, member_id, as_of=as_of)
     return MemberView(
-        member_id=member.member_id, display_name=member.display_name, first_seen=first, last_seen=last, posts=posts,
+        member_id=member_id, display_name=repository.names_as_of(session, [member_id], as_of=as_of).get(member_id),
+        first_seen=first, last_seen=last, posts=posts,
         labor={label: authored.get(label, 0) for label in LABOR_LABELS},
         received=Received(gratitude=received.get("gratitude", 0), hostility=received.get("hostility", 0),
                           bias_accusation=received.get("bias_accusation", 0),
                           reactions=repository.reactions_received(session, member_id, as_of=as_of)),
         acknowledgements=repository.acknowledgements_count(session, member_id, as_of=as_of),
         research={label: authored.get(label, 0) for label in RESEARCH_LABELS},
-        is_official=member.is_official)
+        is_official=bool(repository.staff(session, [member_id], as_of=as_of)))
 
 
-def _member_or_404(session: Session, member_id: str) -> str | None:
-    member = repository.get_member(session, member_id)
-    if member is None:
-        raise AnchorError(404, "not_found", f"member {member_id!r} is unknown", field="member_id")
-    if member.is_official:
+def _member_or_404(session: Session, member_id: str, as_of: datetime) -> str | None:
+    """The member's display name as of `as_of`; 404 when they had not posted by then or were brand staff."""
+    posts, _, _ = repository.activity(session, member_id, as_of=as_of)
+    if not posts:
+        raise AnchorError(404, "not_found", f"member {member_id!r} has no posts as of {as_of.isoformat()}",
+                          field="member_id")
+    if repository.staff(session, [member_id], as_of=as_of):
         raise AnchorError(404, "not_scored", f"member {member_id!r} is brand staff: classified, never scored",
                           field="member_id")
-    return member.display_name
+    return repository.names_as_of(session, [member_id], as_of=as_of).get(member_id)
 
 
 def _risk_view(a: risk.Assessment, name: str | None) -> s.BurnoutRisk:
@@ -139,7 +141,7 @@ def assessments(*, session: Session, settings: RecognitionSettings, as_of: datet
 
 
 def burnout_risk(*, session: Session, settings: RecognitionSettings, member_id: str, as_of: datetime) -> s.BurnoutRisk:
-    name = _member_or_404(session, member_id)
+    name = _member_or_404(session, member_id, as_of)
     found = assessments(session=session, settings=settings, as_of=as_of, member_ids=[member_id])
     a = found[0] if found else risk.assess(risk.History(member_id), as_of=as_of, window_days=settings.risk.window_days,
                                            recent_days=settings.risk.recent_days,
@@ -153,20 +155,30 @@ def burnout_list(*, session: Session, settings: RecognitionSettings, level: str,
     floor = risk.LEVEL_ORDER[level]
     ranked = sorted((a for a in assessments(session=session, settings=settings, as_of=as_of)
                      if risk.LEVEL_ORDER[a.level] >= floor), key=lambda a: (-a.score, a.member_id))[:limit]
-    names = repository.display_names(session, [a.member_id for a in ranked])
+    names = repository.names_as_of(session, [a.member_id for a in ranked], as_of=as_of)
     return s.BurnoutList(as_of=as_of, items=[_risk_view(a, names.get(a.member_id)) for a in ranked])
 
 
 def acknowledge(*, session: Session, member_id: str, body: s.AcknowledgementIn, recorded_by: str,
                 now: datetime) -> s.AcknowledgementOut:
-    _member_or_404(session, member_id)
+    _member_or_404(session, member_id, now)
     created = (body.created_at or now).astimezone(UTC)
     ack_id = body.acknowledgement_id or f"ack-{uuid.uuid4().hex}"
     fresh = repository.add_acknowledgement(session, {
         "acknowledgement_id": ack_id, "member_id": member_id, "kind": body.kind, "note": body.note,
         "created_at": created, "recorded_at": now, "recorded_by": recorded_by})
-    return s.AcknowledgementOut(acknowledgement_id=ack_id, member_id=member_id, kind=body.kind, note=body.note,
-                                created_at=created, duplicate=not fresh)
+    if fresh:
+        return s.AcknowledgementOut(acknowledgement_id=ack_id, member_id=member_id, kind=body.kind, note=body.note,
+                                    created_at=created, duplicate=False)
+    stored = repository.get_acknowledgement(session, ack_id)
+    assert stored is not None
+    same = (stored.member_id, stored.kind, stored.note) == (member_id, body.kind, body.note) and (
+        body.created_at is None or db.as_utc(stored.created_at) == created)
+    if not same:
+        raise AnchorError(409, "conflict", f"acknowledgement {ack_id!r} was recorded with different content",
+                          field="acknowledgement_id")
+    return s.AcknowledgementOut(acknowledgement_id=ack_id, member_id=stored.member_id, kind=stored.kind,
+                                note=stored.note, created_at=db.as_utc(stored.created_at), duplicate=True)  # type: ignore[arg-type]
 
 
 def _excerpt(text: str, limit: int = 60) -> str:
@@ -180,10 +192,10 @@ def nominations(*, session: Session, settings: RecognitionSettings, award: str, 
     cap = settings.ledger.daily_cap
     own = repository.own_counts(session, labels=list(rule.own), since=since, until=until, daily_cap=cap)
     echo = repository.echo_counts(session, own=list(rule.own), echo=list(rule.echo), since=since, until=until)
-    officials = repository.staff(session, sorted(own))
+    officials = repository.staff(session, sorted(own), as_of=until)
     candidates = [awards.Candidate(m, None, own[m], echo.get(m, {})) for m in sorted(own) if m not in officials]
     ranked = sorted(candidates, key=lambda c: (-c.score(rule), c.member_id))[:limit]
-    names = repository.display_names(session, [c.member_id for c in ranked])
+    names = repository.names_as_of(session, [c.member_id for c in ranked], as_of=until)
     items = []
     for rank, c in enumerate(ranked, 1):
         c.display_name = names.get(c.member_id)
@@ -207,7 +219,7 @@ NOMINATION_DAYS = 365  # the default window: an award year
 
 
 def thank_you(*, session: Session, member_id: str, as_of: datetime) -> s.ThankYou:
-    name = _member_or_404(session, member_id)
+    name = _member_or_404(session, member_id, as_of)
     labels = list(thanks.PRIORITY)
     found = repository.contributions(session, member_id, labels=labels, since=as_of - timedelta(days=THANKS_DAYS),
                                      until=as_of)
@@ -239,7 +251,7 @@ def community_health(*, session: Session, settings: RecognitionSettings, as_of: 
     hostile = repository.label_count(session, label="hostility", since=since, until=as_of)
     labor = repository.own_counts(session, labels=list(risk.LABOR_WEIGHTS), since=since, until=as_of,
                                   daily_cap=settings.ledger.daily_cap)
-    officials = repository.staff(session, sorted(labor))
+    officials = repository.staff(session, sorted(labor), as_of=as_of)
     weighted = {m: sum(risk.LABOR_WEIGHTS[k] * n for k, n in per.items()) for m, per in labor.items()
                 if m not in officials}
     spread = health.concentration(weighted)

@@ -59,6 +59,7 @@ class Snapshot:
 
 
 NOMINATION_LIMIT = 100
+VENTING_DAYS = 7  # unanswered venting older than this is no longer alerted
 RANKED = 1000
 _engines: dict[str, Engine] = {}
 
@@ -69,14 +70,15 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         assessed.sort(key=lambda a: (-a.score, a.member_id))
         high = risk.LEVEL_ORDER["high"]
         kept = [a for i, a in enumerate(assessed) if i < RANKED or risk.LEVEL_ORDER[a.level] >= high]
-        names = repository.display_names(session, [a.member_id for a in kept])
+        names = repository.names_as_of(session, [a.member_id for a in kept], as_of=now)
         ranked = [service._risk_view(a, names.get(a.member_id)) for a in kept]
         levels = dict(Tally(a.level for a in assessed))
         at_risk = sum(risk.LEVEL_ORDER[a.level] >= high for a in assessed)
         topic_view = service.defect_topics(session=session, as_of=now, consensus=None)
         health = service.community_health(session=session, settings=settings, as_of=now, at_risk=at_risk)
         hours = timedelta(hours=settings.alerts.unanswered_venting_hours)
-        venting = repository.needs(session, label="venting", reply_label="empathy", since=now - timedelta(days=7),
+        venting = repository.needs(session, label="venting", reply_label="empathy",
+                                   since=now - timedelta(days=VENTING_DAYS),
                                    until=now)
         unanswered = [(n.post_id, n.created_at) for n in venting if n.first_reply_at is None and
                       n.created_at <= now - hours]
@@ -129,11 +131,16 @@ def desired_states(snap: Snapshot, previous: dict[str, dict[str, str]]) -> dict[
     for key, state in previous.get(alerts.BURNOUT, {}).items():
         if state == "high" and key not in burnout:
             burnout[key] = ("below", key.split(":", 1)[1], {})
-    defect = {f"topic:{t.topic_id}": (alerts.topic_state(escalating=t.escalating, safety_review=t.safety_review),
-                                      t.topic_id, {
-        "topic_id": t.topic_id, "component": t.component, "title": t.title, "consensus": t.consensus,
-        "escalating": t.escalating, "safety_review": t.safety_review, "thread_ids": t.thread_ids, "as_of": at})
-        for t in snap.topics.items}
+    defect: alerts.Desired = {}
+    for t in snap.topics.items:
+        state = alerts.topic_state(escalating=t.escalating, safety_review=t.safety_review)
+        defect[f"topic:{t.topic_id}"] = (state, t.topic_id, {
+            "topic_id": t.topic_id, "component": t.component, "title": t.title, "consensus": t.consensus,
+            "escalating": t.escalating, "safety_review": t.safety_review, "thread_ids": t.thread_ids, "as_of": at})
+    # Topics that disappeared (merged into another) stop being flagged: re-arm them.
+    for key, state in previous.get(alerts.DEFECT, {}).items():
+        if key not in defect and state != "calm":
+            defect[key] = ("calm", key.split(":", 1)[1], {})
     venting = {f"venting:{post_id}": ("unanswered", post_id, {"post_id": post_id, "created_at": created.isoformat(),
                                                               "as_of": at})
                for post_id, created in snap.unanswered}
@@ -147,9 +154,10 @@ def _claim(engine: Engine, crossing: alerts.Crossing, now: datetime) -> bool:
             return bool(db.insert_ignore(session, AlertState.__table__, [{  # type: ignore[attr-defined]
                 "alert_key": crossing.key, "kind": crossing.kind, "state": crossing.new, "updated_at": now}],
                 key=["alert_key"], returning="alert_key"))
+        # Only forward in time: a replica finishing an older snapshot must not undo a newer one's state.
         result = session.exec(update(AlertState).where(  # type: ignore[call-overload]
-            col(AlertState.alert_key) == crossing.key, col(AlertState.state) == crossing.old
-        ).values(state=crossing.new, updated_at=now))
+            col(AlertState.alert_key) == crossing.key, col(AlertState.state) == crossing.old,
+            col(AlertState.updated_at) < now).values(state=crossing.new, updated_at=now))
         return bool(result.rowcount)
 
 
@@ -164,8 +172,12 @@ def _release(engine: Engine, crossing: alerts.Crossing) -> None:
                          .values(state=crossing.old))
 
 
-def stored_states(engine: Engine) -> dict[str, dict[str, str]]:
+def stored_states(engine: Engine, now: datetime) -> dict[str, dict[str, str]]:
     with db.unit_of_work(engine) as session:
+        # Venting older than the alert horizon is never alerted again: forget it, or the table grows forever.
+        session.exec(AlertState.__table__.delete().where(  # type: ignore[attr-defined]
+            (AlertState.__table__.c.kind == alerts.VENTING)  # type: ignore[attr-defined]
+            & (AlertState.__table__.c.updated_at < now - timedelta(days=VENTING_DAYS + 1))))  # type: ignore[attr-defined]
         out: dict[str, dict[str, str]] = {}
         for key, kind, state in session.exec(select(AlertState.alert_key, AlertState.kind, AlertState.state)).all():
             out.setdefault(kind, {})[key] = state
@@ -236,7 +248,7 @@ class Watcher:
     async def alert(self, snap: Snapshot) -> int:
         if not self.producer.started.is_set():
             return 0  # states stay unclaimed; the next snapshot tries again
-        previous = await asyncio.to_thread(stored_states, self.engine)
+        previous = await asyncio.to_thread(stored_states, self.engine, snap.as_of)
         sent = 0
         for kind, desired in desired_states(snap, previous).items():
             for crossing in alerts.crossings(kind, previous.get(kind, {}), desired):
