@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 
 
 def uid(prefix: str) -> str:
@@ -34,3 +36,18 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: flo
 def visible(client: httpx.Client, recognition: str, post_id: str) -> dict[str, Any] | None:
     response = client.get(f"{recognition}/v1/posts/{post_id}")
     return response.json() if response.status_code == 200 else None
+
+
+async def read_topic(bootstrap: str, topic: str, *, polls: int = 4) -> list[ConsumerRecord]:
+    """Every record on `topic` so far, read from the start by a fresh consumer group."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=uid("reader"),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found: list[ConsumerRecord] = []
+        for _ in range(polls):
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                found.extend(records)
+        return found
+    finally:
+        await consumer.stop()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from devstack import postgres
 from shared import topics
 from tests.conftest import BACKENDS, new_stack
-from tests.helpers import eventually, post, uid, visible
+from tests.helpers import eventually, post, read_topic, uid, visible
 
 
 async def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> tuple[int, int]:
@@ -27,20 +27,9 @@ async def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> tupl
 
 
 async def _deadletters(bootstrap: str) -> list[dict[str, str]]:
-    consumer = AIOKafkaConsumer(topics.DEADLETTER, bootstrap_servers=bootstrap, group_id=uid("dl-reader"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        found = []
-        for _ in range(4):
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                for r in records:
-                    found.append({k: v.decode() for k, v in r.headers} | {"value": r.value.decode("utf-8", "replace"),
-                                                                          "key": (r.key or b"").decode()})
-        return found
-    finally:
-        await consumer.stop()
+    return [{k: v.decode() for k, v in r.headers} | {"value": r.value.decode("utf-8", "replace"),
+                                                     "key": (r.key or b"").decode()}
+            for r in await read_topic(bootstrap, topics.DEADLETTER)]
 
 
 def test_poison_messages_are_deadlettered_with_their_origin(stack, client: httpx.Client) -> None:

@@ -7,27 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from devstack.stack import Stack
 from shared import topics
 from tests.conftest import READER_TOKEN
-from tests.helpers import eventually, uid
+from tests.helpers import eventually, read_topic, uid
 from tests.recognition_timeline import Timeline, days_ago
 
 
 async def _alerts(bootstrap: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(topics.ALERTS, bootstrap_servers=bootstrap, group_id=uid("alert-reader"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        found = []
-        for _ in range(4):
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                found.extend(json.loads(r.value) for r in records)
-        return found
-    finally:
-        await consumer.stop()
+    return [json.loads(r.value) for r in await read_topic(bootstrap, topics.ALERTS)]
 
 
 def _community(prefix: str) -> tuple[Timeline, dict[str, str]]:

@@ -16,14 +16,18 @@ from shared.events import ClassifiedPostEvent, ReactionEvent
 from shared.labels import FLAW_LABELS, LABOR_LABELS, RECEIVED_LABELS, RESEARCH_LABELS
 
 
-def authors_of(session: Session, post_ids: Sequence[str]) -> dict[str, str]:
-    ids = list(set(post_ids))
+def _lookup(session: Session, key: Any, value: Any, ids: Iterable[str]) -> dict[str, str]:
+    """`{key: value}` for rows whose `key` is in `ids`, in chunks under the databases' parameter limits."""
+    wanted = sorted(set(ids))
     found: dict[str, str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        stmt = select(StoredPost.post_id, StoredPost.author_id).where(col(StoredPost.post_id).in_(chunk))
+    for start in range(0, len(wanted), 500):
+        stmt = select(key, value).where(col(key).in_(wanted[start:start + 500]))
         found.update(dict(session.exec(stmt).all()))
     return found
+
+
+def authors_of(session: Session, post_ids: Sequence[str]) -> dict[str, str]:
+    return _lookup(session, StoredPost.post_id, StoredPost.author_id, post_ids)
 
 
 def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now: datetime, zone: tzinfo) -> list[str]:
@@ -94,13 +98,7 @@ def credits(label: str, *, official: bool, directed: bool) -> bool:
 
 
 def thread_openers(session: Session, thread_ids: Iterable[str]) -> dict[str, str]:
-    ids = list(thread_ids)
-    found: dict[str, str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        stmt = select(Thread.thread_id, Thread.opener_author_id).where(col(Thread.thread_id).in_(chunk))
-        found.update(dict(session.exec(stmt).all()))
-    return found
+    return _lookup(session, Thread.thread_id, Thread.opener_author_id, thread_ids)
 
 
 def _upsert_threads(session: Session, events: Sequence[ClassifiedPostEvent]) -> list[str]:
