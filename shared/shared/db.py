@@ -46,11 +46,14 @@ def as_utc(value: datetime | str | None) -> datetime | None:
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+    """`hide_parameters`: a database error's text (logged, and put in dead-letter headers) names the statement
+    but never the bound values, which are post content and member ids."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -65,7 +68,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         return engine
     if parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+    return create_engine(url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size,
                          pool_pre_ping=True, pool_recycle=1800,
                          connect_args={"connect_timeout": 5})
 

@@ -1,4 +1,5 @@
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from ingest import endpoints, models, service
 from ingest.config import IngestSettings, get_settings
 from shared import app as base
-from shared import db, kafka
+from shared import db, kafka, topics
 
 log = logging.getLogger("anchor.ingest")
 
@@ -34,7 +35,14 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     log.warning("outbox relay pass failed", extra={"error": repr(exc)})
                 await asyncio.sleep(settings.outbox.interval_s)
 
-        async with base.running(app, producer=producer, database=database):
+        # Member deletions (koc.members.v1): ingest removes the member's records from its own tables.
+        consumer = kafka.ConsumerLoop(
+            service="ingest", topic_names=[topics.MEMBER_EVENTS], group=settings.kafka.group_id or "anchor-ingest",
+            settings=settings.kafka, producer=producer,
+            handler=functools.partial(service.handle_member_events, engine=database.engine),
+            after=[database.initialized])
+
+        async with base.running(app, producer=producer, database=database, consumer=consumer):
             relay_task = asyncio.create_task(relay(), name="outbox-relay")
             try:
                 yield

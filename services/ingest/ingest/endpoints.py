@@ -1,15 +1,17 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from ingest import service
 from ingest.schemas import Accepted, PostBatch, ReactionBatch
 from shared import app as base
-from shared import auth, errors
+from shared import auth, errors, members
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE,
                    dependencies=[Depends(base.database_ready)])
 Ingest = Annotated[auth.Principal, Depends(auth.require("ingest"))]
+Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
+IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f\s]+$")]
 
 
 @router.post("/posts", status_code=202, response_model=Accepted, summary="Accept 1 to 1000 posts")
@@ -25,3 +27,13 @@ async def post_reactions(batch: ReactionBatch, request: Request, _: Ingest) -> A
     stored = await service.accept_reactions(engine=state.engine, producer=state.kafka,
                                             reactions=batch.reactions)
     return Accepted(accepted=len(stored.outgoing), duplicates=stored.duplicates)
+
+
+@router.delete("/members/{member_id}", status_code=202, response_model=members.DeletionAccepted,
+               responses=errors.NOT_FOUND,
+               summary="Delete a member's content and everything derived from it, in every service")
+async def delete_member(member_id: IdPath, request: Request, principal: Admin) -> members.DeletionAccepted:
+    state = request.app.state
+    event = await service.delete_member(engine=state.engine, producer=state.kafka, member_id=member_id,
+                                        requested_by=principal.name)
+    return members.DeletionAccepted(member_id=member_id, event_id=event.event_id, requested_at=event.requested_at)

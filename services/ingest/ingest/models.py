@@ -1,4 +1,5 @@
-"""Ingest's own tables: every accepted record (the persisted de-duplication key) doubling as the outbox."""
+"""Ingest's own tables: every accepted record (the persisted de-duplication key) doubling as the outbox, and the
+tombstones of deleted members."""
 
 from datetime import datetime
 
@@ -29,3 +30,14 @@ class AcceptedReaction(SQLModel, table=True):
     ingested_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False, index=True))
     published: bool = Field(default=False, index=True)
     payload: str
+
+
+class DeletedMember(SQLModel, table=True):
+    """Tombstones of deleted members, by digest of the id: a post or reaction of theirs created at or before
+    `requested_at` that is sent again is reported as a duplicate, never stored or published again."""
+
+    __tablename__ = "ingest_deleted_members"
+
+    member_key: str = Field(primary_key=True, max_length=64)
+    requested_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    deleted_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from sqlalchemy import Engine
 
 from ingest import repository
 from ingest.models import AcceptedPost, AcceptedReaction
-from shared import db, kafka, topics
+from shared import db, kafka, members, topics
 from shared.events import ParentRef, Post, PostEvent, Reaction, ReactionEvent, new_envelope
 
 log = logging.getLogger("anchor.ingest")
@@ -25,6 +26,8 @@ INGEST_RECORDS = Counter("anchor_ingest_records_total", "Records received over H
 INGEST_PUBLISH_FAILURES = Counter(
     "anchor_ingest_publish_failures_total", "Inline publications that failed (left to the outbox relay)", ["kind"])
 INGEST_RELAYED = Counter("anchor_ingest_relayed_total", "Records published by the outbox relay", ["kind"])
+MEMBERS_DELETED = Counter("anchor_ingest_member_deletions_total",
+                          "Member deletions applied (a deletion redelivered or applied twice counts twice)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +54,18 @@ def _unique(items: Sequence[Post] | Sequence[Reaction], key: str) -> list:  # ty
     return unique
 
 
+def _erased(gone: dict[str, datetime], member_id: str, created_at: datetime) -> bool:
+    """Created by a deleted member before their deletion was requested: a re-send, never stored again."""
+    at = gone.get(member_id)
+    return at is not None and created_at <= at
+
+
 def store_posts(*, engine: Engine, posts: Sequence[Post], now: datetime) -> Stored:
     unique: list[Post] = _unique(posts, "post_id")
-    in_batch = {p.post_id: p for p in unique}
     with db.unit_of_work(engine) as session:
+        gone = repository.tombstones(session, {p.author_id for p in unique})
+        unique = [p for p in unique if not _erased(gone, p.author_id, p.created_at)]
+        in_batch = {p.post_id: p for p in unique}
         known = repository.parents(session, [p.reply_to_post_id for p in unique if p.reply_to_post_id])
         rows, outgoing = [], {}
         for post in unique:
@@ -82,6 +93,9 @@ def _parent(post: Post, known: dict[str, tuple[str, str]], in_batch: dict[str, P
 
 def store_reactions(*, engine: Engine, reactions: Sequence[Reaction], now: datetime) -> Stored:
     unique: list[Reaction] = _unique(reactions, "reaction_id")
+    with db.unit_of_work(engine) as session:
+        gone = repository.tombstones(session, {r.from_author_id for r in unique})
+    unique = [r for r in unique if not _erased(gone, r.from_author_id, r.created_at)]
     rows, outgoing = [], {}
     for reaction in unique:
         payload = ReactionEvent(**reaction.model_dump(), **new_envelope(now)).model_dump_json()
@@ -153,3 +167,39 @@ async def relay_once(*, engine: Engine, producer: kafka.ManagedProducer, grace: 
             sent += len(outgoing)
     return sent
 
+
+
+def apply_deletions(engine: Engine, deletions: Sequence[members.MemberDeleted]) -> None:
+    now = datetime.now(UTC)
+    with db.unit_of_work(engine) as session:
+        counts = [repository.delete_member(session, d.member_id, requested_at=d.requested_at.astimezone(UTC),
+                                           now=now) for d in deletions]
+    for c in counts:
+        MEMBERS_DELETED.inc()
+        log.info("member deleted", extra=c)  # counts only: member ids and content are never logged
+
+
+async def handle_member_events(records: list[ConsumerRecord], *, engine: Engine) -> kafka.BatchOutcome:
+    """Consumes `koc.members.v1`: each deletion removes the member's records from ingest's tables."""
+    outcome = kafka.BatchOutcome()
+    deletions: list[members.MemberDeleted] = []
+    for record in records:
+        try:
+            deletion = members.decode(record)
+        except kafka.PoisonMessage as exc:
+            outcome.poison.append((record, str(exc)))
+            continue
+        if deletion is not None:
+            deletions.append(deletion)
+    if deletions:
+        await asyncio.to_thread(apply_deletions, engine, deletions)
+    return outcome
+
+
+async def delete_member(*, engine: Engine, producer: kafka.ManagedProducer, member_id: str,
+                        requested_by: str) -> members.MemberDeleted:
+    """Publishes the deletion for every service, then applies it here at once (the consumer applies it again,
+    which changes nothing)."""
+    event = await members.publish_deletion(producer, member_id, requested_by=requested_by)
+    await asyncio.to_thread(apply_deletions, engine, [event])
+    return event

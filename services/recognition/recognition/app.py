@@ -18,12 +18,13 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size)
         producer = kafka.ManagedProducer(settings.kafka, client_id="recognition",
                                          create_topics=settings.kafka.create_topics)
-        consumer = kafka.ConsumerLoop(
-            service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS],
-            group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
-            handler=functools.partial(service.handle, engine=database.engine, zone=settings.ledger.zone),
-            after=[database.initialized])
         watcher = watch.Watcher(engine=database.engine, producer=producer, settings=settings)
+        consumer = kafka.ConsumerLoop(
+            service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS, topics.MEMBER_EVENTS],
+            group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
+            handler=functools.partial(service.handle, engine=database.engine, zone=settings.ledger.zone,
+                                      on_deleted=watcher.forget),
+            after=[database.initialized])
         app.state.watcher = watcher
         async with base.running(app, producer=producer, database=database, consumer=consumer):
             watcher.start(after=database.initialized)

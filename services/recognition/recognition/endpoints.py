@@ -3,14 +3,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
+from sqlmodel import Session
 
-from recognition import awards, risk, service, watch
+from recognition import awards, privacy, risk, service, watch
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from shared import app as base
-from shared import auth, db, errors, events
+from shared import auth, db, errors, events, members
 
 router = APIRouter(prefix="/v1", tags=["recognition"],
                    responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND,
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["recognition"],
 Read = Annotated[auth.Principal, Depends(auth.require("read"))]
 Wellbeing = Annotated[auth.Principal, Depends(auth.require("wellbeing"))]
 Recognize = Annotated[auth.Principal, Depends(auth.require("recognize"))]
+Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
 # Times are bounded like the events' (1990 to a day ahead): anything else is a unit mix-up, and a year-1 or
 # year-9999 instant cannot even be shifted by a window without overflowing.
 AsOf = Annotated[events.Timestamp | None, Query(description="RFC 3339 instant to replay history at (default now)")]
@@ -56,6 +58,12 @@ def _cached(snap: watch.Snapshot, key: tuple[object, ...], build: Callable[[], B
     return Response(content=body, media_type="application/json")
 
 
+def _forget_snapshot(request: Request) -> None:
+    watcher: watch.Watcher | None = getattr(request.app.state, "watcher", None)
+    if watcher is not None:
+        watcher.forget()
+
+
 def _settings(request: Request) -> RecognitionSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -71,24 +79,65 @@ async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf =
                        daily_cap=_settings(request).ledger.daily_cap)
 
 
+async def _audited(request: Request, principal: auth.Principal, endpoint: str, as_of: datetime | None,
+                   work: Callable[[Session], tuple[T, list[str]]]) -> T:
+    """A burnout-risk read, answered only once who read whose risk is in the audit trail (503 otherwise)."""
+    return await asyncio.to_thread(service.audited, request.app.state.engine, work, reader=principal.name,
+                                   endpoint=endpoint, as_of=as_of.astimezone(UTC) if as_of else None)
+
+
 @router.get("/members/{member_id}/burnout-risk", response_model=s.BurnoutRisk,
-            summary="A member's acknowledgment gap (non-clinical), with drivers, evidence and actions")
-async def get_burnout_risk(member_id: IdPath, request: Request, _: Wellbeing, as_of: AsOf = None) -> s.BurnoutRisk:
-    return await _read(request, service.burnout_risk, settings=_settings(request), member_id=member_id,
-                       as_of=_as_of(as_of))
+            summary="A member's acknowledgment gap (non-clinical), with drivers, evidence and actions (audited)")
+async def get_burnout_risk(member_id: IdPath, request: Request, principal: Wellbeing,
+                           as_of: AsOf = None) -> s.BurnoutRisk:
+    def work(session: Session) -> tuple[s.BurnoutRisk, list[str]]:
+        found = service.burnout_risk(session=session, settings=_settings(request), member_id=member_id,
+                                     as_of=_as_of(as_of))
+        return found, [found.member_id]
+
+    return await _audited(request, principal, "member", as_of, work)
 
 
-@router.get("/burnout-risk", response_model=s.BurnoutList, summary="Members at or above a risk level, highest first")
-async def list_burnout_risk(request: Request, _: Wellbeing, level: Level = "high",
+# Deletions requested this long before a snapshot was taken may not have been visible to it yet.
+_DELETION_SLACK = timedelta(minutes=1)
+
+
+@router.get("/burnout-risk", response_model=s.BurnoutList,
+            summary="Members at or above a risk level, highest first (audited: one row per member returned)")
+async def list_burnout_risk(request: Request, principal: Wellbeing, level: Level = "high",
                             limit: Annotated[int, Query(ge=1, le=500)] = 50,
                             as_of: AsOf = None) -> s.BurnoutList | Response:
     snap = _snapshot(request, as_of)
     if snap is not None:
         floor = risk.LEVEL_ORDER[level]
-        return _cached(snap, ("burnout", level, limit), lambda: s.BurnoutList(as_of=snap.as_of, items=[
-            r for r in snap.ranked if risk.LEVEL_ORDER[r.level] >= floor][:limit]))
-    return await _read(request, service.burnout_list, settings=_settings(request), level=level, limit=limit,
-                       as_of=_as_of(as_of))
+
+        def from_snapshot(session: Session) -> tuple[Response, list[str]]:
+            # The snapshot is up to two periods old: members who opted out or were deleted since are dropped now.
+            candidates = [r for r in snap.ranked if risk.LEVEL_ORDER[r.level] >= floor]
+            chosen: list[s.BurnoutRisk] = []
+            hidden: set[str] = set()
+            for start in range(0, len(candidates), 500):
+                chunk = candidates[start:start + 500]
+                ids = [r.member_id for r in chunk]
+                gone = privacy.opted_out(session, ids) | privacy.deleted_since(
+                    session, ids, since=snap.as_of - _DELETION_SLACK)
+                hidden |= gone
+                chosen.extend(r for r in chunk if r.member_id not in gone)
+                if len(chosen) >= limit:
+                    break
+            chosen = chosen[:limit]
+            body = _cached(snap, ("burnout", level, limit, frozenset(hidden)),
+                           lambda: s.BurnoutList(as_of=snap.as_of, items=chosen))
+            return body, [r.member_id for r in chosen]
+
+        return await _audited(request, principal, "list", as_of, from_snapshot)
+
+    def on_demand(session: Session) -> tuple[s.BurnoutList, list[str]]:
+        found = service.burnout_list(session=session, settings=_settings(request), level=level, limit=limit,
+                                     as_of=_as_of(as_of))
+        return found, [i.member_id for i in found.items]
+
+    return await _audited(request, principal, "list", as_of, on_demand)
 
 
 @router.post("/members/{member_id}/acknowledgements", status_code=201, response_model=s.AcknowledgementOut,
@@ -147,3 +196,37 @@ async def get_health(request: Request, _: Read, as_of: AsOf = None,
         return _cached(snap, ("health",), lambda: snap.health)
     return await _read(request, service.community_health, settings=_settings(request), as_of=_as_of(as_of),
                        days=days)
+
+
+@router.put("/members/{member_id}/wellbeing-opt-out", response_model=s.OptOut,
+            summary="Opt a member out of (or back into) burnout-risk scoring; recognition goes on")
+async def put_wellbeing_opt_out(member_id: IdPath, body: Annotated[s.OptOutIn, Body()], request: Request,
+                                principal: Admin) -> s.OptOut:
+    # Any id is accepted: a member may opt out before their first post reaches recognition.
+    return await _read(request, service.set_opt_out, member_id=member_id, opted_out=body.opted_out,
+                       by=principal.name, now=datetime.now(UTC))
+
+
+@router.get("/audit/wellbeing-reads", response_model=s.WellbeingReads,
+            summary="Who read whose burnout risk, and when (oldest first)")
+async def get_wellbeing_reads(request: Request, _: Admin, since: Window = None, until: Window = None,
+                              limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> s.WellbeingReads:
+    end = _as_of(until)
+    start = since.astimezone(UTC) if since else end - timedelta(days=AUDIT_DAYS)
+    if start > end:
+        raise errors.AnchorError(422, "invalid", "since must not be after until", field="since")
+    return await _read(request, service.wellbeing_reads, since=start, until=end, limit=limit)
+
+
+AUDIT_DAYS = 30  # the default window of the audit trail
+
+
+@router.delete("/members/{member_id}", status_code=202, response_model=members.DeletionAccepted,
+               summary="Delete a member's content and everything derived from it, in every service")
+async def delete_member(member_id: IdPath, request: Request, principal: Admin) -> members.DeletionAccepted:
+    # Published first, so every service (this one's consumer too) applies it even if this process dies now;
+    # then applied here at once, so this service's reads no longer show the member when the 202 arrives.
+    event = await members.publish_deletion(request.app.state.kafka, member_id, requested_by=principal.name)
+    await _read(request, service.delete_member, deletion=event, now=datetime.now(UTC))
+    _forget_snapshot(request)
+    return members.DeletionAccepted(member_id=member_id, event_id=event.event_id, requested_at=event.requested_at)

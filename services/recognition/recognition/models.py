@@ -127,3 +127,40 @@ class AlertState(SQLModel, table=True):
     kind: str = Field(max_length=32)
     state: str = Field(max_length=32)
     updated_at: datetime = _at()
+
+
+class WellbeingOptOut(SQLModel, table=True):
+    """Members who asked not to be scored for burnout risk: never scored, listed or alerted; recognition goes on."""
+
+    __tablename__ = "rec_wellbeing_opt_outs"
+
+    member_id: str = Field(primary_key=True, max_length=128)
+    opted_out: bool = True
+    updated_at: datetime = _at()
+    updated_by: str = Field(max_length=128)
+
+
+class WellbeingRead(SQLModel, table=True):
+    """The audit trail of burnout-risk reads: one row per member whose risk a request disclosed."""
+
+    __tablename__ = "rec_wellbeing_reads"
+    __table_args__ = (Index("ix_rec_wellbeing_reads_member", "member_id", "read_at"),)
+
+    audit_id: int | None = Field(default=None, primary_key=True)
+    read_id: str = Field(max_length=64)  # the request: rows of one list read share it
+    reader: str = Field(max_length=128)  # the token's name
+    member_id: str = Field(max_length=128)
+    endpoint: str = Field(max_length=16)  # "member" (one member's risk) or "list"
+    read_at: datetime = _at(index=True)
+    as_of: datetime | None = _at(nullable=True)  # as asked; null when the read was about "now"
+
+
+class DeletedMember(SQLModel, table=True):
+    """Tombstones of deleted members, by digest of the id: their content created at or before `requested_at`
+    that arrives later (in flight on Kafka, replayed) is dropped, and replies to it count for no one."""
+
+    __tablename__ = "rec_deleted_members"
+
+    member_key: str = Field(primary_key=True, max_length=64)
+    requested_at: datetime = _at()
+    deleted_at: datetime = _at()

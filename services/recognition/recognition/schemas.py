@@ -173,3 +173,36 @@ class CommunityHealth(BaseModel):
     members_doing_half_of_labor: int
     members_doing_labor: int
     members_high_risk_or_above: int
+
+
+class OptOutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    opted_out: bool
+
+
+class OptOut(BaseModel):
+    member_id: str
+    opted_out: bool
+    updated_at: datetime
+
+
+class WellbeingReadView(BaseModel):
+    audit_id: int
+    # Rows written by one request share it (a list read writes one row per member it returned).
+    read_id: str
+    # The name of the token that read (never the token).
+    reader: str
+    member_id: str
+    endpoint: Literal["member", "list"]
+    read_at: datetime
+    # As asked; null when the read was about "now".
+    as_of: datetime | None
+
+
+class WellbeingReads(BaseModel):
+    since: datetime
+    until: datetime
+    items: list[WellbeingReadView]
+    # More rows matched than `limit`: ask again with `since` set to the last `read_at`.
+    truncated: bool

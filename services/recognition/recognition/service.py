@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TypeVar
 
@@ -12,20 +13,23 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from recognition import awards, flaw_topics, health, repository, risk, thanks
+from recognition import awards, flaw_topics, health, privacy, repository, risk, thanks
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from recognition.schemas import MemberView, PostView, Received
-from shared import db, kafka, topics
+from shared import db, kafka, members, topics
 from shared.errors import AnchorError
 from shared.events import Author, Classification, ClassifiedPostEvent, ReactionEvent
 from shared.labels import LABOR_LABELS, RESEARCH_LABELS
 
 log = logging.getLogger("anchor.recognition")
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 RECOGNITION_STORED = Counter("anchor_recognition_records_stored_total", "Records newly stored (duplicates excluded)",
                              ["kind"])
+MEMBERS_DELETED = Counter("anchor_recognition_member_deletions_total",
+                          "Member deletions applied (a deletion redelivered or applied twice counts twice)")
 PIPELINE_LATENCY = Histogram(
     "anchor_pipeline_latency_seconds", "From acceptance at ingest to stored in recognition",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
@@ -41,11 +45,17 @@ def _decode(record: ConsumerRecord, model: type[M]) -> M:
         raise kafka.PoisonMessage(f"invalid {model.__name__}: {detail}") from exc
 
 
-def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[ReactionEvent], zone: tzinfo) -> list[str]:
+def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[ReactionEvent], zone: tzinfo,
+           deletions: Sequence[members.MemberDeleted] = ()) -> list[str]:
     now = datetime.now(UTC)
     with db.unit_of_work(engine) as session:
+        # Content of deleted members that was still in flight (or is replayed) is dropped, never re-stored.
+        posts, reactions, _ = privacy.without_deleted(session, posts, reactions)
         stored = repository.store_posts(session, posts, now=now, zone=zone) if posts else []
         n_reactions = repository.store_reactions(session, reactions) if reactions else 0
+        # After the batch's posts: a deletion in the same batch as the member's last posts removes them too.
+        for deletion in deletions:
+            delete_member(session, deletion, now=now)
     RECOGNITION_STORED.labels("post").inc(len(stored))
     RECOGNITION_STORED.labels("reaction").inc(n_reactions)
     fresh = set(stored)
@@ -55,23 +65,39 @@ def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[Rea
     return stored
 
 
-async def handle(records: list[ConsumerRecord], *, engine: Engine, zone: tzinfo) -> kafka.BatchOutcome:
+async def handle(records: list[ConsumerRecord], *, engine: Engine, zone: tzinfo,
+                 on_deleted: Callable[[], None] | None = None) -> kafka.BatchOutcome:
     outcome = kafka.BatchOutcome()
     posts: list[ClassifiedPostEvent] = []
     reactions: list[ReactionEvent] = []
+    deletions: list[members.MemberDeleted] = []
     for record in records:
         try:
             if record.topic == topics.CLASSIFIED:
                 posts.append(_decode(record, ClassifiedPostEvent))
             elif record.topic == topics.REACTIONS:
                 reactions.append(_decode(record, ReactionEvent))
+            elif record.topic == topics.MEMBER_EVENTS:
+                deletion = members.decode(record)
+                if deletion is not None:  # other member events are not recognition's business
+                    deletions.append(deletion)
             else:
                 raise kafka.PoisonMessage(f"unexpected topic {record.topic}")
         except kafka.PoisonMessage as exc:
             outcome.poison.append((record, str(exc)))
-    if posts or reactions:
-        await asyncio.to_thread(_write, engine, posts, reactions, zone)
+    if posts or reactions or deletions:
+        await asyncio.to_thread(_write, engine, posts, reactions, zone, deletions)
+    if deletions and on_deleted is not None:
+        on_deleted()
     return outcome
+
+
+def delete_member(session: Session, deletion: members.MemberDeleted, *, now: datetime) -> None:
+    counts = privacy.delete_member(session, deletion.member_id, requested_at=deletion.requested_at.astimezone(UTC),
+                                   now=now)
+    MEMBERS_DELETED.inc()
+    # Counts only: member ids and content are never logged.
+    log.info("member deleted", extra=counts)
 
 
 def post_view(*, session: Session, post_id: str) -> PostView:
@@ -135,12 +161,18 @@ def assessments(*, session: Session, settings: RecognitionSettings, as_of: datet
     r = settings.risk
     found = repository.histories(session, member_ids=member_ids, as_of=as_of, window_days=r.window_days,
                                  recent_days=r.recent_days, baseline_days=r.baseline_days)
+    # Members who opted out of wellbeing scoring are never scored, listed, counted or alerted.
+    for member in privacy.opted_out(session, member_ids) & set(found):
+        del found[member]
     return [risk.assess(h, as_of=as_of, window_days=r.window_days, recent_days=r.recent_days,
                         baseline_days=r.baseline_days, daily_cap=settings.ledger.daily_cap)
             for _, h in sorted(found.items())]
 
 
 def burnout_risk(*, session: Session, settings: RecognitionSettings, member_id: str, as_of: datetime) -> s.BurnoutRisk:
+    if privacy.opted_out(session, [member_id]):
+        raise AnchorError(404, "opted_out", f"member {member_id!r} opted out of wellbeing scoring: never scored",
+                          field="member_id")
     name = _member_or_404(session, member_id, as_of)
     found = assessments(session=session, settings=settings, as_of=as_of, member_ids=[member_id])
     a = found[0] if found else risk.assess(risk.History(member_id), as_of=as_of, window_days=settings.risk.window_days,
@@ -267,3 +299,41 @@ def community_health(*, session: Session, settings: RecognitionSettings, as_of: 
         hostility_posts=hostile, hostility_rate=round(hostile / posts, 4) if posts else None,
         labor_top5_share=spread["top5_share"], members_doing_half_of_labor=int(spread["members_doing_half"] or 0),  # type: ignore[arg-type]
         members_doing_labor=int(spread["members_doing_labor"] or 0), members_high_risk_or_above=at_risk)
+
+
+def set_opt_out(*, session: Session, member_id: str, opted_out: bool, by: str, now: datetime) -> s.OptOut:
+    """Takes effect at once for every on-demand read; the next community snapshot drops the member too (and
+    lists served from the current one are filtered at read time)."""
+    privacy.set_opt_out(session, member_id, opted_out=opted_out, by=by, now=now)
+    return s.OptOut(member_id=member_id, opted_out=opted_out, updated_at=now)
+
+
+def wellbeing_reads(*, session: Session, since: datetime, until: datetime, limit: int) -> s.WellbeingReads:
+    rows = privacy.reads(session, since=since, until=until, limit=limit + 1)
+    items = [s.WellbeingReadView(audit_id=r.audit_id, read_id=r.read_id, reader=r.reader, member_id=r.member_id,  # type: ignore[arg-type]
+                                 endpoint=r.endpoint, read_at=r.read_at, as_of=r.as_of)  # type: ignore[arg-type]
+             for r in rows[:limit]]
+    return s.WellbeingReads(since=since, until=until, items=items, truncated=len(rows) > limit)
+
+
+def audited(engine: Engine, work: Callable[[Session], tuple[T, list[str]]], *, reader: str, endpoint: str,
+            as_of: datetime | None) -> T:
+    """Runs a burnout-risk read, then records who read whose risk in the audit trail, in the same request. The
+    answer is returned only once its audit rows are committed: a read that cannot be audited fails (503)."""
+    with db.unit_of_work(engine) as session:
+        result, member_ids = work(session)
+    if member_ids:
+        now = datetime.now(UTC)
+        read_id = uuid.uuid4().hex
+        rows = [{"read_id": read_id, "reader": reader, "member_id": m, "endpoint": endpoint, "read_at": now,
+                 "as_of": as_of} for m in member_ids]
+        try:
+            # A transaction of its own: on SQLite a read transaction that later writes can lose to the consumer.
+            with db.unit_of_work(engine) as session:
+                privacy.record_reads(session, rows)
+        except Exception as exc:
+            log.warning("wellbeing read refused: the audit trail could not be written",
+                        extra={"error": type(exc).__name__})
+            raise AnchorError(503, "audit_unavailable", "the read could not be recorded in the audit trail, so it "
+                              "was refused; retry later", headers={"Retry-After": "5"}) from exc
+    return result

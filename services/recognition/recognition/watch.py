@@ -193,6 +193,8 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self.compute_seconds = 0.0
+        # Bumped by `forget`: a snapshot whose computation began before a deletion is never served or alerted.
+        self._generation = 0
 
     def start(self, after: asyncio.Event) -> None:
         self._task = asyncio.create_task(self._run(after), name="recognition-watch")
@@ -206,6 +208,13 @@ class Watcher:
                 pass
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def forget(self) -> None:
+        """Drops the current snapshot (a member was deleted): "now" reads are computed on demand until the next
+        one. Other replicas' snapshots age out within two refresh periods; their risk lists are filtered at
+        read time meanwhile."""
+        self._generation += 1
+        self.latest = None
 
     def fresh(self, now: datetime) -> Snapshot | None:
         """The latest snapshot if it is recent enough to stand for "now"."""
@@ -229,6 +238,7 @@ class Watcher:
     async def tick(self, now: datetime | None = None) -> Snapshot:
         now = now or datetime.now(UTC)
         started = time.perf_counter()
+        generation = self._generation
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         try:
@@ -240,6 +250,8 @@ class Watcher:
             raise
         self.compute_seconds = time.perf_counter() - started
         SNAPSHOT_SECONDS.observe(self.compute_seconds)
+        if generation != self._generation:
+            return snap  # a member was deleted meanwhile: this snapshot may still show them
         self.latest = snap
         update_gauges(snap)
         await self.alert(snap)

@@ -1,0 +1,195 @@
+"""Privacy of the people recognition scores: wellbeing opt-outs, the audit trail of burnout-risk reads, and the
+deletion of a member (with the tombstone that keeps their content from coming back). Functions take the
+session; the caller's unit of work commits."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, delete, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select, update
+
+from recognition import repository
+from recognition.models import (
+    Acknowledgement,
+    AlertState,
+    DeletedMember,
+    Member,
+    PostLabel,
+    StoredPost,
+    StoredReaction,
+    Thread,
+    WellbeingOptOut,
+    WellbeingRead,
+)
+from shared import db
+from shared.events import ClassifiedPostEvent, ReactionEvent
+from shared.members import member_key
+
+# Stands in for a deleted member who opened a thread, so the others' posts in it stay directed at someone else
+# (their labor keeps its credit). It contains a space, which no member id may.
+DELETED = "(deleted member)"
+_CHUNK = 500
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+# --- opt-outs -------------------------------------------------------------------------------------------------
+
+def set_opt_out(session: Session, member_id: str, *, opted_out: bool, by: str, now: datetime) -> None:
+    table = WellbeingOptOut.__table__  # type: ignore[attr-defined]
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = module.insert(table).values([{"member_id": member_id, "opted_out": opted_out, "updated_at": now,
+                                         "updated_by": by}])
+    stmt = stmt.on_conflict_do_update(index_elements=["member_id"], set_={
+        "opted_out": stmt.excluded.opted_out, "updated_at": stmt.excluded.updated_at,
+        "updated_by": stmt.excluded.updated_by})
+    session.execute(stmt)
+
+
+def opted_out(session: Session, member_ids: Sequence[str] | None = None) -> set[str]:
+    """The members (among `member_ids`, or all) who opted out of wellbeing scoring."""
+    t = WellbeingOptOut
+    if member_ids is None:
+        return set(session.exec(select(t.member_id).where(col(t.opted_out))).all())
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(member_ids))):
+        found.update(session.exec(select(t.member_id).where(col(t.opted_out), col(t.member_id).in_(chunk))).all())
+    return found
+
+
+def deleted_since(session: Session, member_ids: Sequence[str], *, since: datetime) -> set[str]:
+    """The members among `member_ids` whose deletion was requested after `since`."""
+    keys = {member_key(m): m for m in member_ids}
+    found: set[str] = set()
+    for chunk in _chunks(sorted(keys)):
+        stmt = select(DeletedMember.member_key).where(col(DeletedMember.member_key).in_(chunk),
+                                                      col(DeletedMember.requested_at) > since)
+        found.update(keys[k] for k in session.exec(stmt).all())
+    return found
+
+
+# --- the audit trail ------------------------------------------------------------------------------------------
+
+def record_reads(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 400):
+        session.execute(insert(WellbeingRead.__table__).values(list(rows[start:start + 400])))  # type: ignore[attr-defined]
+    session.flush()
+
+
+def reads(session: Session, *, since: datetime, until: datetime, limit: int) -> list[WellbeingRead]:
+    t = WellbeingRead
+    stmt = (select(t).where(col(t.read_at) >= since, col(t.read_at) <= until)
+            .order_by(col(t.read_at), col(t.audit_id)).limit(limit))
+    return list(session.exec(stmt).all())
+
+
+# --- deletion -------------------------------------------------------------------------------------------------
+
+def tombstones(session: Session, member_ids: Iterable[str]) -> dict[str, datetime]:
+    """member id -> the latest deletion requested for it, for the deleted ones among `member_ids`."""
+    keys = {member_key(m): m for m in set(member_ids)}
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(sorted(keys)):
+        stmt = select(DeletedMember.member_key, DeletedMember.requested_at).where(
+            col(DeletedMember.member_key).in_(chunk))
+        for key, at in session.exec(stmt).all():
+            found[keys[key]] = db.as_utc(at)  # type: ignore[assignment]
+    return found
+
+
+def without_deleted(session: Session, posts: Sequence[ClassifiedPostEvent], reactions: Sequence[ReactionEvent]
+                    ) -> tuple[list[ClassifiedPostEvent], list[ReactionEvent], int]:
+    """Drops what deleted members created at or before their deletion (in flight, or replayed), and the reply
+    context naming them; returns the posts and reactions to store and how many were dropped."""
+    people = {p.author_id for p in posts} | {p.parent.author_id for p in posts if p.parent is not None}
+    people |= {r.from_author_id for r in reactions}
+    gone = tombstones(session, people) if people else {}
+    if not gone:
+        return list(posts), list(reactions), 0
+
+    def erased(member: str, created: datetime) -> bool:
+        at = gone.get(member)
+        return at is not None and created <= at
+
+    kept_posts = []
+    for p in posts:
+        if erased(p.author_id, p.created_at):
+            continue
+        if p.parent is not None and p.parent.author_id in gone:
+            # The parent is the deleted member's: if it is still stored (created after the deletion), the
+            # reply's target is found there; otherwise the reply is directed at no one.
+            p = p.model_copy(update={"parent": None})
+        kept_posts.append(p)
+    kept_reactions = [r for r in reactions if not erased(r.from_author_id, r.created_at)]
+    return kept_posts, kept_reactions, len(posts) - len(kept_posts) + len(reactions) - len(kept_reactions)
+
+
+def _tombstone(session: Session, member_id: str, *, requested_at: datetime, now: datetime) -> None:
+    table = DeletedMember.__table__  # type: ignore[attr-defined]
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = module.insert(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
+                                         "deleted_at": now}])
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(index_elements=["member_key"], set_={
+        "requested_at": case((new.requested_at > table.c.requested_at, new.requested_at),
+                             else_=table.c.requested_at),
+        "deleted_at": new.deleted_at})
+    session.execute(stmt)
+
+
+def delete_member(session: Session, member_id: str, *, requested_at: datetime, now: datetime) -> dict[str, int]:
+    """Removes the member's content created at or before `requested_at` and everything derived from it:
+    posts, their labels, reactions by them and to their posts, acknowledgements, opt-out, alert states, the
+    audit rows naming them, their member row; replies by others stay (their content) but are directed at no
+    one, so they no longer count as received by the member. Idempotent. Returns counts (no ids) for the log."""
+    _tombstone(session, member_id, requested_at=requested_at, now=now)
+    p = StoredPost
+    own = list(session.exec(select(p.post_id).where(col(p.author_id) == member_id,
+                                                    col(p.created_at) <= requested_at)).all())
+    found: set[str] = set()
+    for chunk in _chunks(own):
+        found.update(session.exec(select(p.post_id).where(col(p.reply_to_post_id).in_(chunk),
+                                                          col(p.author_id) != member_id)).all())
+    # Also replies whose parent never reached this service (the target came with the event's reply context),
+    # but not replies to posts the member wrote after the deletion was requested.
+    later = select(p.post_id).where(col(p.author_id) == member_id, col(p.created_at) > requested_at)
+    found.update(session.exec(select(p.post_id).where(
+        col(p.target_author_id) == member_id, col(p.author_id) != member_id,
+        col(p.reply_to_post_id).not_in(later))).all())
+    replies = sorted(found)
+    for chunk in _chunks(replies):
+        session.exec(update(StoredPost).where(col(StoredPost.post_id).in_(chunk))  # type: ignore[call-overload]
+                     .values(target_author_id=None))
+        session.exec(update(PostLabel).where(col(PostLabel.post_id).in_(chunk))  # type: ignore[call-overload]
+                     .values(target_author_id=None))
+    reactions = session.exec(delete(StoredReaction).where(  # type: ignore[call-overload]
+        col(StoredReaction.from_author_id) == member_id, col(StoredReaction.created_at) <= requested_at)).rowcount
+    for chunk in _chunks(own):
+        # The thread they opened stays (others posted in it) but no longer names them or carries their title.
+        session.exec(update(Thread).where(col(Thread.opener_post_id).in_(chunk))  # type: ignore[call-overload]
+                     .values(opener_post_id=DELETED, opener_author_id=DELETED, title=None))
+        reactions += session.exec(delete(StoredReaction).where(  # type: ignore[call-overload]
+            col(StoredReaction.post_id).in_(chunk))).rowcount
+        session.exec(delete(PostLabel).where(col(PostLabel.post_id).in_(chunk)))  # type: ignore[call-overload]
+        session.exec(delete(StoredPost).where(col(StoredPost.post_id).in_(chunk)))  # type: ignore[call-overload]
+        session.exec(delete(AlertState).where(  # type: ignore[call-overload]
+            col(AlertState.alert_key).in_([f"venting:{post_id}" for post_id in chunk])))
+    if replies:
+        # A reply to a post that no longer exists is judged like one whose parent is unknown: by the thread.
+        repository._recredit(session, replies)
+    acks = session.exec(delete(Acknowledgement).where(  # type: ignore[call-overload]
+        col(Acknowledgement.member_id) == member_id, col(Acknowledgement.recorded_at) <= requested_at)).rowcount
+    session.exec(delete(AlertState).where(col(AlertState.alert_key) == f"risk:{member_id}"))  # type: ignore[call-overload]
+    session.exec(delete(WellbeingOptOut).where(  # type: ignore[call-overload]
+        col(WellbeingOptOut.member_id) == member_id, col(WellbeingOptOut.updated_at) <= requested_at))
+    # Every read of their risk until now was a read of the erased history.
+    session.exec(delete(WellbeingRead).where(  # type: ignore[call-overload]
+        col(WellbeingRead.member_id) == member_id, col(WellbeingRead.read_at) <= now))
+    session.exec(delete(Member).where(col(Member.member_id) == member_id))  # type: ignore[call-overload]
+    return {"posts": len(own), "replies_detached": len(replies), "reactions": int(reactions or 0),
+            "acknowledgements": int(acks or 0)}
