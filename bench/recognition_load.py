@@ -123,7 +123,11 @@ def load(url: str, posts: int, members: int) -> dict[str, float]:
     return {"posts": written, "load_seconds": round(time.perf_counter() - started, 1)}
 
 
-async def hammer(base: str, token: str, members: int, clients: int, seconds: float) -> dict[str, dict[str, float]]:
+async def hammer(base: str, token: str, members: int, clients: int, seconds: float,
+                 rate: float = 0.0) -> dict[str, dict[str, float]]:
+    """Closed loop when `rate` is 0 (each client sends its next request as soon as the last one is answered);
+    otherwise each client sends `rate` requests per second on a fixed schedule (a dashboard or an app backend
+    with pacing), so latency shows service time and queueing rather than the clients' own saturation."""
     rng = random.Random(11)
     active = [f"m{i}" for i in range(min(members - 50, 5000))]  # people someone would look up
     awards = ["community_contribution", "newcomer_mentor", "peacemaker", "research_pioneer"]
@@ -145,7 +149,12 @@ async def hammer(base: str, token: str, members: int, clients: int, seconds: flo
                                  limits=limits) as client:
         async def worker(offset: int) -> None:
             i = offset
+            start = time.monotonic() + offset / max(rate * clients, 1.0) if rate else 0.0
             while time.monotonic() < deadline:
+                if rate:
+                    due = start + (i - offset) / rate
+                    if due > time.monotonic():
+                        await asyncio.sleep(due - time.monotonic())
                 name, path = endpoints[i % len(endpoints)]
                 i += 1
                 t0 = time.perf_counter()
@@ -172,6 +181,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=50_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="requests per second per client (0: closed loop, as fast as answers come back)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,6 +226,7 @@ def main() -> None:
                 snapshot_s = time.perf_counter() - t0
                 print(f"first snapshot after {snapshot_s:.0f}s; {args.clients} clients for {args.seconds:.0f}s ...")
                 result = asyncio.run(hammer(base, token, args.members, args.clients, args.seconds))
+                paced = asyncio.run(hammer(base, token, args.members, args.clients, args.seconds, rate=args.rate or 10))
                 snap_line = [x for x in httpx.get(f"{base}/metrics").text.splitlines()
                              if x.startswith("anchor_recognition_snapshot_seconds_")]
             finally:
@@ -224,14 +236,17 @@ def main() -> None:
             if cluster is not None:
                 cluster.stop()
     report = {"database": args.db, "members": args.members, **loaded, "clients": args.clients,
-              "seconds": args.seconds, "first_snapshot_wait_s": round(snapshot_s, 1), "endpoints": result,
+              "seconds": args.seconds, "first_snapshot_wait_s": round(snapshot_s, 1), "closed_loop": result,
+              "paced": {"requests_per_second_per_client": args.rate or 10, "endpoints": paced},
               "snapshot_metrics": snap_line, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"recognition_{args.db}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(f"{'endpoint':<18} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
-    for name, m in result.items():
-        print(f"{name:<18} {m['requests']:>8} {m['p50_ms']!s:>8} {m['p99_ms']!s:>8} {m['errors']:>6}")
+    for title, table in (("closed loop", result), (f"paced, {args.rate or 10:g} requests/s per client", paced)):
+        print(f"{title}: {args.clients} clients")
+        print(f"{'endpoint':<18} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+        for name, m in table.items():
+            print(f"{name:<18} {m['requests']:>8} {m['p50_ms']!s:>8} {m['p99_ms']!s:>8} {m['errors']:>6}")
 
 
 if __name__ == "__main__":
