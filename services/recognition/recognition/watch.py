@@ -7,6 +7,8 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from collections import Counter as Tally
 from concurrent.futures import ProcessPoolExecutor
@@ -86,6 +88,17 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         nominations = {award: service.nominations(session=session, settings=settings, award=award, since=since,
                                                   until=now, limit=NOMINATION_LIMIT) for award in awards.AWARDS}
     return Snapshot(now, ranked, levels, topic_view, health, unanswered, nominations)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the service process is gone (SIGKILL gives it no chance to stop us), so a
+    killed service never leaves a snapshot worker running on its own."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def compute_in_worker(settings: RecognitionSettings, now: datetime) -> Snapshot:
@@ -240,7 +253,8 @@ class Watcher:
         started = time.perf_counter()
         generation = self._generation
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
         try:
             snap = await asyncio.get_running_loop().run_in_executor(self._pool, compute_in_worker, self.settings, now)
         except BrokenProcessPool:
