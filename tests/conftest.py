@@ -7,9 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from devstack import postgres, processes
 from devstack.stack import Stack
+from shared import db
 
 READER_TOKEN = "reader-" + secrets.token_hex(8)
 BACKENDS = ["sqlite", "postgresql"]
@@ -72,3 +74,21 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           pg_cluster: postgres.Cluster | None) -> Iterator[Engine]:
+    """Recognition's schema in a fresh database of each backend, for tests that drive its write path directly."""
+    from recognition import models
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('rec') / 'recognition.db'}"
+    else:
+        if pg_cluster is None:
+            pytest.skip("PostgreSQL binaries not installed")
+        url = pg_cluster.create_database("rec")
+    eng = db.make_engine(url)
+    db.create_schema(eng, models.SQLModel.metadata)
+    yield eng
+    eng.dispose()

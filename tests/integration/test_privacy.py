@@ -7,7 +7,6 @@ write timelines into recognition's real database through its own write path."""
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
-from devstack import postgres
 from devstack.stack import Stack
 from ingest.models import AcceptedPost, AcceptedReaction
 from recognition import models, privacy, service, watch
@@ -363,21 +361,6 @@ def test_logs_carry_neither_post_content_nor_member_ids(stack: Stack, client: ht
 # --- the rules, on recognition's real database ----------------------------------------------------------------
 
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           pg_cluster: postgres.Cluster | None) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('privacy') / 'recognition.db'}"
-    else:
-        if pg_cluster is None:
-            pytest.skip("PostgreSQL binaries not installed")
-        url = pg_cluster.create_database("privacy")
-    eng = db.make_engine(url)
-    db.create_schema(eng, models.SQLModel.metadata)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ Posts are written through recognition's own write path with chosen labels, so th
 risk, awards, thank-you, topic and health rules, not the classifier."""
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
 
-from devstack import postgres
-from recognition import models, service
+from recognition import service
 from recognition.config import RecognitionSettings
 from recognition.schemas import AcknowledgementIn
 from shared import db
@@ -19,21 +17,6 @@ from shared.errors import AnchorError
 from tests.recognition_timeline import AS_OF, Timeline, answer, asked, days_ago
 
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           pg_cluster: postgres.Cluster | None) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('rec') / 'recognition.db'}"
-    else:
-        if pg_cluster is None:
-            pytest.skip("PostgreSQL binaries not installed")
-        url = pg_cluster.create_database("scenarios")
-    eng = db.make_engine(url)
-    db.create_schema(eng, models.SQLModel.metadata)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
