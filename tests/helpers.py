@@ -38,16 +38,21 @@ def visible(client: httpx.Client, recognition: str, post_id: str) -> dict[str, A
     return response.json() if response.status_code == 200 else None
 
 
-async def read_topic(bootstrap: str, topic: str, *, polls: int = 4) -> list[ConsumerRecord]:
-    """Every record on `topic` so far, read from the start by a fresh consumer group."""
+async def read_topic(bootstrap: str, topic: str, *, quiet_polls: int = 3, max_polls: int = 400) -> list[ConsumerRecord]:
+    """Every record on `topic` so far, read from the start by a fresh consumer group: polls until several
+    polls in a row bring nothing (a fixed number of polls stops short once the topic holds many records)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=uid("reader"),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         found: list[ConsumerRecord] = []
-        for _ in range(polls):
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                found.extend(records)
+        quiet = 0
+        for _ in range(max_polls):
+            batch = [r for records in (await consumer.getmany(timeout_ms=300)).values() for r in records]
+            found.extend(batch)
+            quiet = 0 if batch else quiet + 1
+            if quiet >= quiet_polls:
+                break
         return found
     finally:
         await consumer.stop()
