@@ -232,10 +232,6 @@ def get_post(session: Session, post_id: str) -> StoredPost | None:
     return session.get(StoredPost, post_id)
 
 
-def get_member(session: Session, member_id: str) -> Member | None:
-    return session.get(Member, member_id)
-
-
 def activity(session: Session, member_id: str, *, as_of: datetime) -> tuple[int, datetime | None, datetime | None]:
     """(posts, first post, last post) of a member up to `as_of`."""
     created = col(StoredPost.created_at)
