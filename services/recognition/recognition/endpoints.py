@@ -42,6 +42,15 @@ async def _read(request: Request, work: Callable[..., T], **kwargs: object) -> T
     return await asyncio.to_thread(run)
 
 
+def _window(since: datetime | None, until: datetime | None, *, days: int) -> tuple[datetime, datetime]:
+    """[since, until] in UTC: until defaults to now, since to `days` before until; since after until is a 422."""
+    end = _as_of(until)
+    start = since.astimezone(UTC) if since else end - timedelta(days=days)
+    if start > end:
+        raise errors.AnchorError(422, "invalid", "since must not be after until", field="since")
+    return start, end
+
+
 def _snapshot(request: Request, as_of: datetime | None) -> watch.Snapshot | None:
     """Reads about "now" are served from the community snapshot (at most two refresh periods old; its
     `as_of` says when); reads with an explicit `as_of` are computed on demand."""
@@ -158,10 +167,7 @@ async def get_nominations(request: Request, _: Read, award: Literal[awards.Award
             ranked = snap.nominations[award]
             return _cached(snap, ("nominations", award, limit),
                            lambda: ranked.model_copy(update={"items": ranked.items[:limit]}))
-    end = _as_of(until)
-    start = since.astimezone(UTC) if since else end - timedelta(days=service.NOMINATION_DAYS)
-    if start > end:
-        raise errors.AnchorError(422, "invalid", "since must not be after until", field="since")
+    start, end = _window(since, until, days=service.NOMINATION_DAYS)
     return await _read(request, service.nominations, settings=_settings(request), award=award, since=start,
                        until=end, limit=limit)
 
@@ -211,10 +217,7 @@ async def put_wellbeing_opt_out(member_id: IdPath, body: Annotated[s.OptOutIn, B
             summary="Who read whose burnout risk, and when (oldest first)")
 async def get_wellbeing_reads(request: Request, _: Admin, since: Window = None, until: Window = None,
                               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> s.WellbeingReads:
-    end = _as_of(until)
-    start = since.astimezone(UTC) if since else end - timedelta(days=AUDIT_DAYS)
-    if start > end:
-        raise errors.AnchorError(422, "invalid", "since must not be after until", field="since")
+    start, end = _window(since, until, days=AUDIT_DAYS)
     return await _read(request, service.wellbeing_reads, since=start, until=end, limit=limit)
 
 

@@ -232,6 +232,13 @@ def get_post(session: Session, post_id: str) -> StoredPost | None:
     return session.get(StoredPost, post_id)
 
 
+def has_posted(session: Session, member_id: str, *, as_of: datetime) -> bool:
+    """Whether the member had any post by `as_of` (stops at the first, unlike `activity`'s count)."""
+    stmt = select(StoredPost.post_id).where(col(StoredPost.author_id) == member_id,
+                                            col(StoredPost.created_at) <= as_of).limit(1)
+    return session.exec(stmt).first() is not None
+
+
 def activity(session: Session, member_id: str, *, as_of: datetime) -> tuple[int, datetime | None, datetime | None]:
     """(posts, first post, last post) of a member up to `as_of`."""
     created = col(StoredPost.created_at)

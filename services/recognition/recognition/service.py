@@ -136,8 +136,7 @@ def member_view(*, session: Session, member_id: str, as_of: datetime, daily_cap:
 
 def _member_or_404(session: Session, member_id: str, as_of: datetime) -> str | None:
     """The member's display name as of `as_of`; 404 when they had not posted by then or were brand staff."""
-    posts, _, _ = repository.activity(session, member_id, as_of=as_of)
-    if not posts:
+    if not repository.has_posted(session, member_id, as_of=as_of):
         raise AnchorError(404, "not_found", f"member {member_id!r} has no posts as of {as_of.isoformat()}",
                           field="member_id")
     if repository.staff(session, [member_id], as_of=as_of):
@@ -274,9 +273,12 @@ HEALTH_DAYS = 30
 
 
 def community_health(*, session: Session, settings: RecognitionSettings, as_of: datetime,
-                     days: int = HEALTH_DAYS, at_risk: int | None = None) -> s.CommunityHealth:
+                     days: int = HEALTH_DAYS, at_risk: int | None = None,
+                     venting: list[health.Need] | None = None) -> s.CommunityHealth:
+    """`at_risk` and `venting` (over the same window) may be passed in by a caller that has them already."""
     since = as_of - timedelta(days=days)
-    venting = repository.needs(session, label="venting", reply_label="empathy", since=since, until=as_of)
+    if venting is None:
+        venting = repository.needs(session, label="venting", reply_label="empathy", since=since, until=as_of)
     questions = repository.needs(session, label="newcomer_question", reply_label="newcomer_answer", since=since,
                                  until=as_of)
     posts = repository.posts_between(session, since=since, until=as_of)

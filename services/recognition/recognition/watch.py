@@ -62,6 +62,7 @@ class Snapshot:
 
 NOMINATION_LIMIT = 100
 VENTING_DAYS = 7  # unanswered venting older than this is no longer alerted
+assert VENTING_DAYS <= service.HEALTH_DAYS  # the snapshot reads venting once, over the health window
 RANKED = 1000
 _engines: dict[str, Engine] = {}
 
@@ -77,13 +78,15 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         levels = dict(Tally(a.level for a in assessed))
         at_risk = sum(risk.LEVEL_ORDER[a.level] >= high for a in assessed)
         topic_view = service.defect_topics(session=session, as_of=now, consensus=None)
-        health = service.community_health(session=session, settings=settings, as_of=now, at_risk=at_risk)
-        hours = timedelta(hours=settings.alerts.unanswered_venting_hours)
+        # One read of the venting posts serves both the health figures and the unanswered-venting alerts.
         venting = repository.needs(session, label="venting", reply_label="empathy",
-                                   since=now - timedelta(days=VENTING_DAYS),
-                                   until=now)
+                                   since=now - timedelta(days=service.HEALTH_DAYS), until=now)
+        health = service.community_health(session=session, settings=settings, as_of=now, at_risk=at_risk,
+                                          venting=venting)
+        hours = timedelta(hours=settings.alerts.unanswered_venting_hours)
+        recent = now - timedelta(days=VENTING_DAYS)
         unanswered = [(n.post_id, n.created_at) for n in venting if n.first_reply_at is None and
-                      n.created_at <= now - hours]
+                      recent <= n.created_at <= now - hours]
         since = now - timedelta(days=service.NOMINATION_DAYS)
         nominations = {award: service.nominations(session=session, settings=settings, award=award, since=since,
                                                   until=now, limit=NOMINATION_LIMIT) for award in awards.AWARDS}
