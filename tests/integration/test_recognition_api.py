@@ -3,6 +3,7 @@ out over HTTP with the contract's scopes, and alerts come out on koc.alerts.v1 o
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,6 +69,16 @@ def test_recognition_endpoints_and_alerts_through_the_stack(stack: Stack, client
         client.get(f"{base}/v1/burnout-risk", params={"level": "high"}).json()))
     assert [i["score"] for i in listed["items"]] == sorted((i["score"] for i in listed["items"]), reverse=True)
 
+    def alerted(kind: str, match: Callable[[dict[str, Any]], bool]) -> Callable[[], list[dict[str, Any]] | None]:
+        def check() -> list[dict[str, Any]] | None:
+            return [a for a in asyncio.run(_alerts(stack.bootstrap)) if a["kind"] == kind and match(a)] or None
+        return check
+
+    # Alerts come from the community snapshot: within a refresh period plus one compute of it, which on a busy
+    # machine with the whole session's test data can take a while. The acknowledgement below may take the member
+    # back under `high` before any snapshot saw them there, so the alert is awaited first.
+    risk_alerts = eventually(alerted("burnout_risk", lambda a: a.get("member_id") == accused), timeout=120)
+
     bad = client.post(f"{base}/v1/members/{accused}/acknowledgements", json={"kind": "hug"})
     assert bad.status_code == 422 and any(f["field"].endswith("kind") for f in bad.json()["fields"])
     unknown = client.post(f"{base}/v1/members/{uid('nobody')}/acknowledgements", json={"kind": "gift"})
@@ -97,21 +108,13 @@ def test_recognition_endpoints_and_alerts_through_the_stack(stack: Stack, client
     health = client.get(f"{base}/v1/community/health").json()
     assert health["newcomer_questions"] >= 10 and health["members_high_risk_or_above"] >= 0
 
-    def alerted() -> list[dict[str, Any]] | None:
-        found = asyncio.run(_alerts(stack.bootstrap))
-        mine = [a for a in found if a.get("member_id") == accused or a.get("topic_id") == topic_id]
-        kinds = {a["kind"] for a in mine}
-        return mine if {"burnout_risk", "defect_escalation"} <= kinds else None
-
-    # Alerts come from the community snapshot: within a refresh period plus one compute of it, which on a
-    # busy machine with the whole session's test data can take a while.
-    mine = eventually(alerted, timeout=120)
+    topic_alerts = eventually(alerted("defect_escalation", lambda a: a.get("topic_id") == topic_id), timeout=120)
+    assert topic_alerts[0]["safety_review"] is True
     asyncio.run(asyncio.sleep(2.5))  # at least two more snapshots: still one alert per crossing
-    again = [a for a in asyncio.run(_alerts(stack.bootstrap))
-             if a.get("member_id") == accused or a.get("topic_id") == topic_id]
-    assert len([a for a in again if a["kind"] == "burnout_risk"]) == 1
-    assert len([a for a in again if a["kind"] == "defect_escalation"]) == 1
-    assert next(a for a in mine if a["kind"] == "defect_escalation")["safety_review"] is True
+    again = asyncio.run(_alerts(stack.bootstrap))
+    assert len(risk_alerts) == 1
+    assert len([a for a in again if a["kind"] == "burnout_risk" and a.get("member_id") == accused]) == 1
+    assert len([a for a in again if a["kind"] == "defect_escalation" and a.get("topic_id") == topic_id]) == 1
 
     metrics = httpx.get(f"{base}/metrics").text
     assert 'anchor_recognition_members_by_risk_level{level="high"}' in metrics
