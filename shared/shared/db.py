@@ -115,21 +115,34 @@ class Database:
 
 
 class SchemaOutdated(RuntimeError):
-    """The database has this service's tables but not all their columns: it was created by an older version."""
+    """The database has this service's tables but lacks a required column: it was created by an older version."""
 
 
 def create_schema(engine: Engine, metadata: Any = None) -> None:
-    """Creates missing tables, and refuses to run on tables that lack columns this version needs: there are no
-    automatic migrations, and writing to a half-matching schema would fail later, record by record."""
+    """Creates missing tables and indexes, and adds missing nullable columns (the only migrations there are:
+    additive ones, which older rows satisfy with NULL). A missing NOT NULL column has no value for the rows
+    already there, so the service refuses to run rather than fail later, record by record."""
     metadata = metadata or SQLModel.metadata
     metadata.create_all(engine)
     inspector = inspect(engine)
     for table in metadata.sorted_tables:
         present = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = sorted(c.name for c in table.columns if c.name not in present)
-        if missing:
-            raise SchemaOutdated(f"table {table.name} lacks columns {', '.join(missing)}: the database was created "
+        missing = [c for c in table.columns if c.name not in present]
+        required = sorted(c.name for c in missing if not c.nullable)
+        if required:
+            raise SchemaOutdated(f"table {table.name} lacks columns {', '.join(required)}: the database was created "
                                  "by an older version of Anchor; migrate it, or (development data only) remove it")
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                log.warning("added column", extra={"table": table.name, "column": column.name})
+        # create_all leaves existing tables alone, so indexes added in a later version are created here.
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(engine, checkfirst=True)
+                log.warning("created index", extra={"table": table.name, "index": index.name})
 
 
 @contextmanager

@@ -63,9 +63,29 @@ def test_an_outdated_schema_is_refused_with_a_clear_reason(tmp_path) -> None:  #
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old, new = MetaData(), MetaData()
     T("things", old, Column("id", Integer, primary_key=True))
-    T("things", new, Column("id", Integer, primary_key=True), Column("name", String(10)))
+    T("things", new, Column("id", Integer, primary_key=True), Column("name", String(10), nullable=False))
     engine = db.make_engine(url)
     db.create_schema(engine, old)
     with pytest.raises(db.SchemaOutdated, match="things lacks columns name"):
         db.create_schema(engine, new)
     db.create_schema(engine, old)  # the version that created it still runs
+
+
+def test_additive_changes_are_migrated_in_place(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import Column, Index, Integer, MetaData, String, inspect, text
+    from sqlalchemy import Table as T
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    old, new = MetaData(), MetaData()
+    T("things", old, Column("id", Integer, primary_key=True), Column("kind", String(10)))
+    T("things", new, Column("id", Integer, primary_key=True), Column("kind", String(10)),
+      Column("owner", String(10), nullable=True), Index("ix_things_owner", "owner", "kind"))
+    db.create_schema(engine, old)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO things (id, kind) VALUES (1, 'a')"))
+    db.create_schema(engine, new)
+    db.create_schema(engine, new)  # and again: nothing left to do
+    assert {c["name"] for c in inspect(engine).get_columns("things")} == {"id", "kind", "owner"}
+    assert [i["name"] for i in inspect(engine).get_indexes("things")] == ["ix_things_owner"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, kind, owner FROM things")).all() == [(1, "a", None)]
