@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from recognition import service
+from recognition import repository, service
 from recognition.config import RecognitionSettings
 from recognition.schemas import AcknowledgementIn
 from shared import db
@@ -344,6 +344,37 @@ def test_a_reaction_stored_before_its_post_still_counts(t: Timeline) -> None:
     member = read(t.engine, service.member_view, member_id=t.authors[q], as_of=AS_OF, daily_cap=12)
     assert member.received.reactions == 1
     assert author  # the reaction counts for the post's author, whoever stored it first
+
+
+def test_a_reaction_whose_post_was_stored_concurrently_counts_before_and_after_repair(t: Timeline) -> None:
+    from sqlalchemy import update
+
+    from recognition.models import StoredReaction
+
+    q = asked(t, t.member("nb"), at=days_ago(3))
+    t.reaction(q, t.member("fan"), "thanks", at=days_ago(2))
+    t.reaction(q, t.authors[q], "like", at=days_ago(2))  # self-reactions never count
+    t.flush()
+    recipient = t.authors[q]
+
+    def counted() -> tuple[int, int]:
+        member = read(t.engine, service.member_view, member_id=recipient, as_of=AS_OF, daily_cap=12)
+        with db.unit_of_work(t.engine) as session:
+            history = repository.histories(session, member_ids=[recipient], as_of=AS_OF, window_days=30,
+                                           recent_days=14, baseline_days=90)[recipient]
+        return member.received.reactions, sum(history.reactions.values())
+
+    assert counted() == (1, 1)
+    # Two replicas storing the reaction and its post at once cannot see each other's row: no recipient.
+    with db.unit_of_work(t.engine) as session:
+        session.exec(update(StoredReaction).where(StoredReaction.post_id == q)  # type: ignore[call-overload,arg-type]
+                     .values(recipient_id=None))
+    assert counted() == (1, 1)  # still counted, through the post
+    with db.unit_of_work(t.engine) as session:
+        # Every other reaction whose post is stored has its recipient already: only these two are filled.
+        assert repository.fill_recipients(session) == 2
+        assert repository.fill_recipients(session) == 0
+    assert counted() == (1, 1)
 
 
 def test_staff_status_and_names_are_read_as_of(t: Timeline) -> None:

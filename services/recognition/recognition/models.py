@@ -15,10 +15,16 @@ def _at(index: bool = False, nullable: bool = False) -> datetime:
 
 class StoredPost(SQLModel, table=True):
     __tablename__ = "rec_posts"
+    __table_args__ = (
+        # A member's reads (post count, first and last post, name as of a time) walk this index, not their posts.
+        Index("ix_rec_posts_author_time", "author_id", "created_at"),
+        # Staff status as of a time: only staff posts are in its `is_official = true` part.
+        Index("ix_rec_posts_staff", "is_official", "author_id", "created_at"),
+    )
 
     post_id: str = Field(primary_key=True, max_length=128)
     thread_id: str = Field(index=True, max_length=128)
-    author_id: str = Field(index=True, max_length=128)
+    author_id: str = Field(max_length=128)
     reply_to_post_id: str | None = Field(default=None, index=True, max_length=128)
     # The author of the post replied to: who receives this post's labor, thanks or attack.
     target_author_id: str | None = Field(default=None, index=True, max_length=128)
@@ -45,8 +51,10 @@ class PostLabel(SQLModel, table=True):
 
     __tablename__ = "rec_post_labels"
     __table_args__ = (
-        Index("ix_rec_post_labels_author", "author_id", "label", "created_at"),
-        Index("ix_rec_post_labels_target", "target_author_id", "label", "created_at"),
+        # Covering the per-member counts (credited labels per day; labels received from others), so a member's
+        # view reads index entries only, however long their history.
+        Index("ix_rec_post_labels_author_day", "author_id", "label", "created_at", "credited", "day"),
+        Index("ix_rec_post_labels_target_from", "target_author_id", "label", "created_at", "author_id"),
         Index("ix_rec_post_labels_label", "label", "created_at"),
         Index("ix_rec_post_labels_reply", "reply_to_post_id", "label"),
         Index("ix_rec_post_labels_thread", "thread_id", "created_at"),
@@ -95,12 +103,16 @@ class Member(SQLModel, table=True):
 
 class StoredReaction(SQLModel, table=True):
     __tablename__ = "rec_reactions"
+    __table_args__ = (Index("ix_rec_reactions_recipient", "recipient_id", "created_at", "from_author_id", "kind"),)
 
     reaction_id: str = Field(primary_key=True, max_length=128)
     post_id: str = Field(index=True, max_length=128)
     from_author_id: str = Field(max_length=128)
     kind: str = Field(max_length=32)
     created_at: datetime = _at(index=True)
+    # The post's author, once recognition has the post (NULL until then): reactions received are read by it
+    # instead of joining every post of the member. NULL rows are joined at read time, so they still count.
+    recipient_id: str | None = Field(default=None, max_length=128)
 
 
 class Acknowledgement(SQLModel, table=True):

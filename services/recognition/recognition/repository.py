@@ -1,10 +1,10 @@
 """Queries on recognition's tables. Functions take the session; the caller's unit of work commits."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import case, func, literal
+from sqlalchemy import bindparam, case, func, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select, update
@@ -78,6 +78,7 @@ def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now:
     if stale:
         _recredit(session, stale)
     _upsert_members(session, fresh)
+    fill_recipients(session, list(authors))
     return [e.post_id for e in fresh]
 
 
@@ -220,12 +221,44 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
 
 
 def store_reactions(session: Session, events: Sequence[ReactionEvent]) -> int:
-    # The recipient (the post's author) is joined at read time: a reaction may be stored before its post, by
-    # another replica, in a transaction that cannot see it, and a stored recipient would then stay empty.
+    # The recipient (the post's author) is stored when the post is known, and set when the post arrives. A
+    # reaction and its post stored at the same time by two replicas cannot see each other: that recipient stays
+    # NULL until `fill_recipients` runs, and reads join NULL rows to their post meanwhile, so they still count.
+    known = authors_of(session, [e.post_id for e in events])
     rows = [{"reaction_id": e.reaction_id, "post_id": e.post_id, "from_author_id": e.from_author_id,
-             "kind": e.kind, "created_at": e.created_at} for e in events]
+             "kind": e.kind, "created_at": e.created_at, "recipient_id": known.get(e.post_id)} for e in events]
     return len(db.insert_ignore(session, StoredReaction.__table__, rows, key=["reaction_id"],  # type: ignore[attr-defined]
                                 returning="reaction_id"))
+
+
+def fill_recipients(session: Session, post_ids: Sequence[str] | None = None) -> int:
+    """Sets the recipient of reactions stored before their post (of `post_ids`, or of every stored post);
+    returns how many it set."""
+    r = StoredReaction.__table__  # type: ignore[attr-defined]
+    author = select(StoredPost.author_id).where(col(StoredPost.post_id) == r.c.post_id).scalar_subquery()
+    if post_ids is None:
+        chunks: list[Any] = [select(StoredPost.post_id)]
+    else:
+        chunks = [post_ids[start:start + 500] for start in range(0, len(post_ids), 500)]
+    return sum(session.execute(r.update().where(r.c.recipient_id.is_(None), r.c.post_id.in_(chunk))  # type: ignore[attr-defined]
+                               .values(recipient_id=author)).rowcount for chunk in chunks)
+
+
+def _reactions_by_recipient(session: Session, *, since: datetime | None, as_of: datetime,
+                            member_ids: Sequence[str] | None) -> list[tuple[str, str, int]]:
+    """(recipient, kind, reactions) from others in (since, as_of]: by the stored recipient, plus reactions whose
+    recipient is not filled in yet joined to their post (few: see `store_reactions`)."""
+    r, p = StoredReaction, StoredPost
+    window = [col(r.created_at) <= as_of] + ([col(r.created_at) > since] if since is not None else [])
+    stored = (select(r.recipient_id, r.kind, func.count())
+              .where(col(r.recipient_id).is_not(None), col(r.recipient_id) != col(r.from_author_id), *window,
+                     _in(col(r.recipient_id), member_ids))
+              .group_by(col(r.recipient_id), col(r.kind)))
+    joined = (select(p.author_id, r.kind, func.count()).select_from(r).join(p, col(p.post_id) == col(r.post_id))
+              .where(col(r.recipient_id).is_(None), col(p.author_id) != col(r.from_author_id), *window,
+                     _in(col(p.author_id), member_ids))
+              .group_by(col(p.author_id), col(r.kind)))
+    return [(m, k, int(n)) for stmt in (stored, joined) for m, k, n in session.exec(stmt).all()]  # type: ignore[call-overload]
 
 
 def get_post(session: Session, post_id: str) -> StoredPost | None:
@@ -269,10 +302,7 @@ def labels_received(session: Session, member_id: str, *, as_of: datetime) -> dic
 
 
 def reactions_received(session: Session, member_id: str, *, as_of: datetime) -> int:
-    r, p = StoredReaction, StoredPost
-    stmt = (select(func.count()).select_from(r).join(p, col(p.post_id) == col(r.post_id))
-            .where(col(p.author_id) == member_id, col(r.from_author_id) != member_id, col(r.created_at) <= as_of))
-    return int(session.exec(stmt).one())
+    return sum(n for _, _, n in _reactions_by_recipient(session, since=None, as_of=as_of, member_ids=[member_id]))
 
 
 def _in(column: Any, ids: Sequence[str] | None) -> Any:
@@ -318,14 +348,8 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
     for post_id, target, label, created in session.exec(received_stmt).all():
         get(target).received.append(risk.Received(post_id, label, db.as_utc(created)))  # type: ignore[arg-type]
 
-    r, p = StoredReaction, StoredPost
-    reactions_stmt = (select(p.author_id, r.kind, func.count()).select_from(r)
-                      .join(p, col(p.post_id) == col(r.post_id))
-                      .where(col(p.author_id) != col(r.from_author_id), col(r.created_at) > start,
-                             col(r.created_at) <= as_of, _in(col(p.author_id), member_ids))
-                      .group_by(col(p.author_id), col(r.kind)))
-    for member, kind, n in session.exec(reactions_stmt).all():
-        get(member).reactions[kind] += int(n)  # type: ignore[arg-type]
+    for member, kind, n in _reactions_by_recipient(session, since=start, as_of=as_of, member_ids=member_ids):
+        get(member).reactions[kind] += n
 
     a = Acknowledgement
     # Recorded by as_of too: a back-dated acknowledgement must not rewrite answers already given.
@@ -354,7 +378,8 @@ def staff(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> se
     found: set[str] = set()
     for start in range(0, len(member_ids), 500):
         stmt = select(StoredPost.author_id).where(
-            col(StoredPost.author_id).in_(member_ids[start:start + 500]), col(StoredPost.is_official),
+            col(StoredPost.is_official) == True,  # noqa: E712  (an equality the staff index can seek)
+            col(StoredPost.author_id).in_(member_ids[start:start + 500]),
             col(StoredPost.created_at) <= as_of).distinct()
         found.update(session.exec(stmt).all())
     return found
@@ -362,15 +387,17 @@ def staff(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> se
 
 def names_as_of(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> dict[str, str | None]:
     """Each member's display name on their latest post at or before `as_of`."""
-    found: dict[str, str | None] = {}
     p = StoredPost
-    for start in range(0, len(member_ids), 500):
-        ranked = (select(p.author_id, p.author_display_name, func.row_number().over(
-            partition_by=col(p.author_id), order_by=(col(p.created_at).desc(), col(p.post_id).desc())).label("n"))
-            .where(col(p.author_id).in_(member_ids[start:start + 500]), col(p.created_at) <= as_of,
-                   col(p.author_display_name).is_not(None)).subquery())
-        latest = select(ranked.c.author_id, ranked.c.author_display_name).where(ranked.c.n == 1)
-        found.update({a: n for a, n in session.exec(latest).all()})  # type: ignore[call-overload]
+    # One indexed seek per member, walking back from `as_of` to the first post that carries a name: a window
+    # over each member's whole history would read all their posts.
+    stmt = (select(p.author_display_name).where(col(p.author_id) == bindparam("member"), col(p.created_at) <= as_of,
+                                                col(p.author_display_name).is_not(None))
+            .order_by(col(p.created_at).desc(), col(p.post_id).desc()).limit(1))
+    found: dict[str, str | None] = {}
+    for member in dict.fromkeys(member_ids):
+        name = session.exec(stmt, params={"member": member}).first()  # type: ignore[call-overload]
+        if name is not None:
+            found[member] = name
     return found
 
 
@@ -424,9 +451,11 @@ def echo_counts(session: Session, *, own: Sequence[str], echo: Sequence[str], si
 
 
 def contributions(session: Session, member_id: str, *, labels: Sequence[str], since: datetime, until: datetime,
-                  limit: int = 200) -> list[dict[str, Any]]:
-    """A member's credited posts with the given labels, newest first, with their thread title, the member
-    they answered, the classifier's evidence and how many others thanked or confirmed them."""
+                  limit: int = 200, pick: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+                  ) -> list[dict[str, Any]]:
+    """A member's credited posts with the given labels, newest first, with how many others thanked or confirmed
+    them (`echo`); those `pick` keeps (all by default) also get their thread title, the member they answered
+    and the classifier's evidence, which cost a read per post."""
     t = PostLabel
     stmt = (select(t.post_id, t.label, t.created_at, t.thread_id, t.target_author_id, t.component)
             .where(col(t.author_id) == member_id, col(t.credited), col(t.label).in_(labels),
@@ -436,28 +465,29 @@ def contributions(session: Session, member_id: str, *, labels: Sequence[str], si
     if not rows:
         return []
     post_ids = sorted({r[0] for r in rows})
-    posts = {p.post_id: p for p in session.exec(select(StoredPost).where(col(StoredPost.post_id).in_(post_ids)))}
     echo_stmt = (select(t.reply_to_post_id, func.count(func.distinct(t.author_id)))
                  .where(col(t.reply_to_post_id).in_(post_ids), col(t.author_id) != member_id,
                         col(t.label).in_(["gratitude", "defect_report", "defect_workaround"]),
                         col(t.created_at) <= until)
                  .group_by(col(t.reply_to_post_id)))
     echoes = {parent: int(n) for parent, n in session.exec(echo_stmt).all()}
+    found = [{"post_id": post_id, "label": label, "created_at": db.as_utc(created), "thread_id": thread_id,
+              "target": target, "component": component, "echo": echoes.get(post_id, 0)}
+             for post_id, label, created, thread_id, target, component in rows]
+    if pick is not None:
+        found = pick(found)
+    picked = sorted({c["post_id"] for c in found})
+    posts = {p.post_id: p for p in session.exec(select(StoredPost).where(col(StoredPost.post_id).in_(picked)))}
     threads = {th.thread_id: th for th in session.exec(
-        select(Thread).where(col(Thread.thread_id).in_(sorted({r[3] for r in rows}))))}
-    targets = sorted({r[4] for r in rows if r[4]})
-    names = names_as_of(session, targets, as_of=until) if targets else {}
-    out = []
-    for post_id, label, created, thread_id, target, component in rows:
-        post = posts[post_id]
-        evidence = next((e.get("text") for e in post.evidence if e.get("label") == label and e.get("text")), None)
-        thread = threads.get(thread_id)
-        out.append({"post_id": post_id, "label": label, "created_at": db.as_utc(created), "thread_id": thread_id,
-                    "title": thread.title if thread else post.title,
-                    "target_name": names.get(target) if target else None,
-                    "excerpt": evidence or post.content, "component": component,
-                    "echo": echoes.get(post_id, 0)})
-    return out
+        select(Thread).where(col(Thread.thread_id).in_(sorted({c["thread_id"] for c in found}))))}
+    names = names_as_of(session, sorted({c["target"] for c in found if c["target"]}), as_of=until)
+    for c in found:
+        post, thread, target = posts[c["post_id"]], threads.get(c["thread_id"]), c.pop("target")
+        evidence = next((e.get("text") for e in post.evidence if e.get("label") == c["label"] and e.get("text")),
+                        None)
+        c.update(title=thread.title if thread else post.title, excerpt=evidence or post.content,
+                 target_name=names.get(target) if target else None)
+    return found
 
 
 def needs(session: Session, *, label: str, reply_label: str, since: datetime, until: datetime) -> list[health.Need]:

@@ -5,7 +5,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
@@ -230,19 +230,23 @@ def nominations(*, session: Session, settings: RecognitionSettings, award: str, 
     items = []
     for rank, c in enumerate(ranked, 1):
         c.display_name = names.get(c.member_id)
-        posts = repository.contributions(session, c.member_id, labels=list(rule.own), since=since, until=until)
-        posts.sort(key=lambda p: (-p["echo"], -rule.own[p["label"]], -p["created_at"].timestamp(), p["post_id"]))
-        evidence, seen = [], set()
-        for p in posts:
-            if p["post_id"] not in seen:
-                seen.add(p["post_id"])
-                evidence.append(s.Evidence(post_id=p["post_id"], label=p["label"], excerpt=_excerpt(p["excerpt"])))
-            if len(evidence) == 3:
-                break
+        posts = repository.contributions(session, c.member_id, labels=list(rule.own), since=since, until=until,
+                                         pick=lambda found, rule=rule: _evidence_posts(found, rule))
+        evidence = [s.Evidence(post_id=p["post_id"], label=p["label"], excerpt=_excerpt(p["excerpt"])) for p in posts]
         items.append(s.Nomination(member_id=c.member_id, rank=rank, score=c.score(rule), display_name=c.display_name,
                                   summary=awards.summary(c, rule, since=since.date().isoformat(),
                                                          until=until.date().isoformat()), evidence=evidence))
     return s.Nominations(award=award, title=rule.title, since=since, until=until, items=items)
+
+
+def _evidence_posts(posts: list[dict[str, Any]], rule: awards.Rule, n: int = 3) -> list[dict[str, Any]]:
+    """A nomination's evidence: the `n` most echoed distinct posts, heavier labels and newer posts first."""
+    posts = sorted(posts, key=lambda p: (-p["echo"], -rule.own[p["label"]], -p["created_at"].timestamp(),
+                                         p["post_id"]))
+    picked: dict[str, dict[str, Any]] = {}
+    for p in posts:  # a post carrying two of the award's labels is shown once, under its higher-ranked one
+        picked.setdefault(p["post_id"], p)
+    return list(picked.values())[:n]
 
 
 THANKS_DAYS = 90
@@ -253,7 +257,7 @@ def thank_you(*, session: Session, member_id: str, as_of: datetime) -> s.ThankYo
     name = _member_or_404(session, member_id, as_of)
     labels = list(thanks.PRIORITY)
     found = repository.contributions(session, member_id, labels=labels, since=as_of - timedelta(days=THANKS_DAYS),
-                                     until=as_of)
+                                     until=as_of, pick=thanks.choose)
     message, ids = thanks.draft(member_id=member_id, name=name, contributions=found)
     return s.ThankYou(member_id=member_id, message=message, evidence_post_ids=ids)
 

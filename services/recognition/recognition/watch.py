@@ -69,6 +69,9 @@ _engines: dict[str, Engine] = {}
 
 def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Snapshot:
     with db.unit_of_work(engine) as session:
+        # Reactions whose post was stored concurrently by another replica: fill their recipient in now.
+        repository.fill_recipients(session)
+    with db.unit_of_work(engine) as session:
         assessed = service.assessments(session=session, settings=settings, as_of=now)
         assessed.sort(key=lambda a: (-a.score, a.member_id))
         high = risk.LEVEL_ORDER["high"]
