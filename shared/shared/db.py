@@ -143,6 +143,18 @@ def create_schema(engine: Engine, metadata: Any = None) -> None:
             if index.name not in indexes:
                 index.create(engine, checkfirst=True)
                 log.warning("created index", extra={"table": table.name, "index": index.name})
+    refresh_statistics(engine)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """SQLite has no autovacuum to gather planner statistics: without them it picks indexes by rule, and on a
+    large table a poor choice costs a scan (a reply lookup walking a label's whole history, say). A sampled
+    ANALYZE takes a fraction of a second at a million posts; PostgreSQL's autovacuum does this by itself."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
 
 
 @contextmanager

@@ -284,13 +284,13 @@ def activity(session: Session, member_id: str, *, as_of: datetime) -> tuple[int,
 def labels_by_author(session: Session, member_id: str, *, as_of: datetime, daily_cap: int) -> dict[str, int]:
     """Credited labor and research labels of a member, at most `daily_cap` of a label per local day."""
     wanted = LABOR_LABELS + RESEARCH_LABELS
-    stmt = (select(PostLabel.label, PostLabel.day, func.count()).where(
+    days = (select(PostLabel.label, func.count().label("n")).where(
         col(PostLabel.author_id) == member_id, col(PostLabel.credited), col(PostLabel.label).in_(wanted),
-        col(PostLabel.created_at) <= as_of).group_by(col(PostLabel.label), col(PostLabel.day)))
-    counts: dict[str, int] = {}
-    for label, _, n in session.exec(stmt):
-        counts[label] = counts.get(label, 0) + min(int(n), daily_cap)
-    return counts
+        col(PostLabel.created_at) <= as_of).group_by(col(PostLabel.label), col(PostLabel.day)).subquery())
+    # Capped per day in SQL: a busy member has thousands of (label, day) groups and only a handful of labels.
+    stmt = select(days.c.label, func.sum(case((days.c.n > daily_cap, daily_cap), else_=days.c.n))).group_by(
+        days.c.label)
+    return {label: int(n) for label, n in session.exec(stmt)}  # type: ignore[call-overload]
 
 
 def labels_received(session: Session, member_id: str, *, as_of: datetime) -> dict[str, int]:
@@ -330,11 +330,13 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
     parents = sorted({r[6] for r in labor if r[2] == "newcomer_answer" and r[6]})
     earlier: dict[str, list[tuple[datetime, str]]] = {}
     for chunk in range(0, len(parents), 500):
-        stmt = select(t.reply_to_post_id, t.created_at, t.post_id).where(
-            col(t.label) == "newcomer_answer", col(t.reply_to_post_id).in_(parents[chunk:chunk + 500]),
-            col(t.created_at) <= as_of)
-        for parent, created, post_id in session.exec(stmt).all():
-            earlier.setdefault(parent, []).append((db.as_utc(created), post_id))  # type: ignore[arg-type]
+        # The label is filtered here, not in SQL: with `label = ...` in the WHERE, SQLite's planner may walk the
+        # label's whole history instead of the replies to these few posts.
+        stmt = select(t.reply_to_post_id, t.created_at, t.post_id, t.label).where(
+            col(t.reply_to_post_id).in_(parents[chunk:chunk + 500]), col(t.created_at) <= as_of)
+        for parent, created, post_id, label in session.exec(stmt).all():
+            if label == "newcomer_answer":
+                earlier.setdefault(parent, []).append((db.as_utc(created), post_id))  # type: ignore[arg-type]
     for post_id, author, label, created, day, hour, reply_to in labor:
         created = db.as_utc(created)
         repeat = label == "newcomer_answer" and reply_to is not None and any(

@@ -71,6 +71,7 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
     with db.unit_of_work(engine) as session:
         # Reactions whose post was stored concurrently by another replica: fill their recipient in now.
         repository.fill_recipients(session)
+    db.refresh_statistics(engine)  # the community grows: keep SQLite's planner statistics current
     with db.unit_of_work(engine) as session:
         assessed = service.assessments(session=session, settings=settings, as_of=now)
         assessed.sort(key=lambda a: (-a.score, a.member_id))
