@@ -312,6 +312,12 @@ _USAGE_RES = _compile_fast(
     )
 )
 
+# Harmless designed behaviour a newcomer mistakes for a fault (CONVENTIONS.md Q1): not a flaw.
+_DESIGNED = _alt(
+    r"自检|预建压|建压|冷凝水|蠕行|潜行|自动驻车|auto ?hold|行人提示音|低速提示音|高压继电器|继电器吸合|接触器",
+    r"电子手刹|驻车棘爪|坡道辅助|坡起辅助|暖机|防抱死|(?<![a-z])abs(?![a-z])|化霜|伴我回家|胶毛|排气线|刹车粉|pdi",
+)
+
 # ---------------------------------------------------------------------------
 # Negation
 # ---------------------------------------------------------------------------
@@ -501,8 +507,6 @@ _GROUPS: dict[str, tuple[_Group, ...]] = {
             r"(?:我|俺)(?:现在|一般|都|就|每次|平时)?(?:是|会|直接)?(?:把|先|用|拿|提前|出门前|睡前)|我的做法|我的办法|"
             r"我是这么|我一般|每次都?先|出门前|睡前|提前(?:预约|预热|开|打开|十|半|几)|预约(?:出发|充电|暖车|预热)|"
             r"远程(?:开|打开|启动)|改(?:手动|成手动)|手动(?:挡|拨|开|关|调)|重新上电",
-            r"(?:可以|建议|记得|最好|不妨)(?:先|去|把|用|试|换|调|关|开|打|拿|备|买)|备(?:一?[瓶个把根])|"
-            r"(?:千万)?别(?:开|倒|用|按|拿)",
         ),
         _g(
             "mitigate",
@@ -511,7 +515,17 @@ _GROUPS: dict[str, tuple[_Group, ...]] = {
             + _CLAUSE
             + r"{1,8}?(?:重启|断电|浇|刮|吹|敲|拍|插拔|重新|手动|关|开|拔)",
         ),
-        _g("suggest", 1.6, r"(?:可以|你|楼主)?试(?:试|一下|下)|(?:我|俺)(?:试过|试了)|方法(?:是|:)|办法(?:是|:)|教程"),
+        _g("tried", 1.6, r"(?:我|俺)(?:试过|试了)|方法(?:是|:)|办法(?:是|:)|教程"),
+        # Advice with no sign that anyone tried it ("可以试试…", "建议先…"): not a workaround on its own
+        # (CONVENTIONS.md W2). Weight 0: it is a cue for the model, and `analyze` lowers the label when nothing
+        # says the fix was done or what came of it.
+        _g(
+            "advice",
+            0.0,
+            r"(?:可以|你|楼主)?试(?:试|一下|下)",
+            r"(?:可以|建议|记得|最好|不妨)(?:先|去|把|用|试|换|调|关|开|打|拿|备|买)|备(?:一?[瓶个把根])|"
+            r"(?:千万)?别(?:开|倒|用|按|拿)",
+        ),
     ),
     "quirk_framing": (
         # Phrases that only ever excuse a flaw.
@@ -536,7 +550,7 @@ _GROUPS: dict[str, tuple[_Group, ...]] = {
             r"在所难免|难免(?:有|会)|有得有失|(?:的|是)代价|付出代价|(?:就|权)当(?:是|作|成)?|彩蛋|放宽心|别焦虑|"
             r"(?:不用|别|不必)(?:太|过于)?(?:紧张|焦虑|计较|苛责|纠结)|哪(?:家|个牌子|台车)没有|行业通病|(?:车|家|品牌|大家|人人|电车|油车)都有|"
             r"就是这个(?:水平|样子|脾气)|都是这个样|莫得法|没办法嘛|(?:早|就)?习惯了|无感|接受它|认了|不以为|"
-            r"正常(?:工况|范围|工作|限制|生理|操作|保护)|保护(?:策略|机制)|不算(?:什么)?(?:缺点|缺陷|毛病|问题)|"
+            r"正常(?:工况|范围|限制|生理|操作|保护)|保护(?:策略|机制)|不算(?:什么)?(?:缺点|缺陷|毛病|问题)|"
             r"越(?:更新|升级|用)越好|有信心|安全设计|买别[款的家]|什么都要|不耽误|能忍就忍|将就着?|凑合着?",
             neg=True,
         ),
@@ -559,6 +573,9 @@ _GROUPS: dict[str, tuple[_Group, ...]] = {
             r"正常现象|属于正常|都是正常的|是正常的|很正常|正常的(?:啦|哈|嘛)|没什么问题|没啥问题",
             neg=True,
         ),
+        # Designed behaviour that costs the owner nothing (self-tests, condensate, creep, relay clicks ...):
+        # calling it normal answers a newcomer, it excuses no flaw (CONVENTIONS.md Q1-Q2).
+        _g("designed", -2.6, _DESIGNED),
         _g(
             "flaw_context",
             0.8,
@@ -632,6 +649,7 @@ _GROUPS: dict[str, tuple[_Group, ...]] = {
         _g("detail", 0.6,
            r"(?<![\d一二三四五六七八九十两几])[\d一二三四五六七八九十两几]+\s?(?:秒|下|次|公里|km|个月|年|天|档|格)"),
         _g("address", 0.6, r"楼主|你|您|回复|亲|兄弟|老哥|车友"),
+        _g("designed", 1.0, _DESIGNED),
         _g("polite", 0.4, r"哈|哦|呢|~|希望(?:能)?帮(?:到|上)|有问题(?:再|随时)|不客气|加油", r"😊|🙂|😄"),
     ),
     "welcome": (
@@ -786,16 +804,17 @@ _GROUPS: dict[str, tuple[_Group, ...]] = {
             r"肠子都悔青|悔青|退车|坑爹|骗子|骗钱|欺诈|欺骗|割韭菜|当韭菜|吃相难看|无良|黑心|奸商|流氓|强盗",
             r"垃圾(?:车|品牌|厂家|售后|公司|服务|质量|东西|玩意|系统|车机)|什么垃圾|太欺负人|欺负消费者",
             r"把(?:用户|车主|消费者|我们)当(?:傻子|韭菜|猴耍)|千万别买|劝退|避雷|谁买谁后悔|瞎了眼|踩雷|受够了",
-            r"忍无可忍|失望透顶|彻底失望|太失望|令人失望|心累|崩溃|愤怒|火大|窝火|憋屈|什么态度|态度(?:太|极|超|"
+            r"忍无可忍|失望透顶|彻底失望|太失望|令人失望|愤怒|火大|窝火|憋屈|什么态度|态度(?:太|极|超|"
             r"很)?(?:差|恶劣|傲慢)",
             r"敷衍|踢皮球|推卸责任|推脱|甩锅|不作为|没人管|不管不问|爱答不理|装死|石沉大海|一拖再拖|拖了(?<!\d)\d+",
-            r"什么破车|破车|破玩意|买了个寂寞|智商税|冤种|大冤种|血亏|亏大了|白花|钱打水漂|后悔|受罪|折磨人",
-            r"真的无语|彻底无语|无语至极|无语死了|骗鬼|糊弄|忽悠|套话|官腔|复读机|机器人回复|就是个坑|是个坑|坑货",
+            r"智商税|冤种|冤大头|血亏|亏大了|白花|钱打水漂|后悔|受骗|骗人|骗惨",
+            r"骗鬼|糊弄|忽悠|套话|官腔|复读机|机器人回复|就是个坑|是个坑|坑货",
             r"看透了|根本不在乎|不在乎(?:车主|用户|消费者)|不把(?:车主|消费者|用户)当回事|放鸽子|想骂人|会骂人|骂娘",
             r"还敢卖|还好意思卖|卖这么贵",
-            r"心(?:好|太|真)?累|(?:一|满)肚子火|冒火|火冒三丈|心凉|齿冷|个锤子|大头鬼|你个鬼|怀疑人生|煎熬|要人命|"
+            r"(?:一|满)肚子(?:火|气)|冒火|火冒三丈|心凉|齿冷|个锤子|大头鬼|你个鬼|要人命|好气|太气|很气|气得|气到|来气|嬲|激死|"
+            r"骂街|想骂|想砸|砸车|"
             r"出人命|不敢再?推荐|(?:不会|再也不)(?:再)?推荐|耐心(?:已经?)?(?:消耗殆尽|耗尽|用完|磨没)|好意思卖|"
-            r"毫无歉意|烂车|正事不干|话术|寂寞|摆设|谁(?:来)?赔|是要人命",
+            r"毫无歉意|烂车|正事不干|话术|谁(?:来)?赔|是要人命",
             neg=True,
         ),
         _g("profanity", 2.0, r"艹|操|卧槽|我靠|他妈的?|妈的|尼玛|fuck|shit|wtf", r"🤬|😡|💢|😠"),
@@ -1412,6 +1431,12 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
         scan.adjust("defect_report", -1.2)
     # Causes and fixes are about a flaw; without one they are ordinary talk.
     scan.adjust("defect_workaround", 1.0 if flaw_ctx else -1.4)
+    # Advice alone is no workaround (CONVENTIONS.md W1-W2): it counts with a sign that the fix was done or
+    # with what came of it.
+    if scan.has("defect_workaround", "advice") and not any(
+        scan.has("defect_workaround", g) for g in ("outcome", "tried", "did_fix", "mitigate")
+    ):
+        scan.adjust("defect_workaround", -1.2)
     if flaw_ctx:
         scan.adjust("defect_hypothesis", 1.0)
     elif not (scan.has("defect_hypothesis", "factor") or scan.has("defect_hypothesis", "hedge")):
