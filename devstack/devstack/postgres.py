@@ -42,11 +42,21 @@ class Cluster:
         subprocess.run(_as_postgres([str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
                                      "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
                        check=True, capture_output=True)
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Starts the server on the existing data directory and port (after `stop_server`, for fault tests)."""
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c max_connections=300 -c shared_buffers=128MB")
         subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
                                      "-l", str(self.root / "server.log"), "-w", "start"]),
                        check=True, capture_output=True)
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stops the server but keeps its data: `fast` disconnects every client and aborts their transactions,
+        as a database crash or failover looks to the services; `start_server` brings it back."""
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w",
+                                     "stop"]), check=True, capture_output=True)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -50,12 +50,25 @@ class Stack:
             self.stop()
             raise
 
-    def start_broker(self, *, timeout: float = 30.0) -> None:
+    def start_broker(self, *, timeout: float = 30.0, create_topics: bool = True) -> None:
         child = processes.broker(self.ports["broker"], self.data_dir / "logs" / "broker.log")
         child.start()
         self.children["broker"] = child
         processes.wait_for_port(self.ports["broker"], timeout=timeout, proc=child.proc)
-        asyncio.run(kafka.ensure_topics(self.bootstrap))
+        if create_topics:
+            asyncio.run(kafka.ensure_topics(self.bootstrap))
+
+    def stop_broker(self) -> None:
+        """Stops the broker; with the embedded broker's memory storage every topic and offset goes with it."""
+        child = self.children.pop("broker", None)
+        if child is not None:
+            child.stop()
+
+    def restart_broker(self, *, create_topics: bool = True, timeout: float = 30.0) -> None:
+        """Starts the broker again on the same port, empty. Without `create_topics` the topics are left to the
+        services, which recreate them when they see them missing (`KafkaSettings.create_topics`)."""
+        self.stop_broker()
+        self.start_broker(timeout=timeout, create_topics=create_topics)
 
     def start_service(self, name: str, *, timeout: float = 60.0, wait: bool = True) -> Child:
         database_url = self.database_urls.get(name)

@@ -3,16 +3,19 @@ and idempotent inserts that make at-least-once delivery count each record once."
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, Engine, Table, TypeDecorator, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, SQLModel
 
 
@@ -45,15 +48,22 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
+                statement_timeout_s: float | None = None) -> Engine:
     """`hide_parameters`: a database error's text (logged, and put in dead-letter headers) names the statement
-    but never the bound values, which are post content and member ids."""
+    but never the bound values, which are post content and member ids.
+
+    `statement_timeout_s` bounds how long one statement may run or wait for a lock, so a slow or locked database
+    makes a request fail (503) and a consumer batch retry instead of hanging: PostgreSQL's `statement_timeout`;
+    on SQLite, where readers never wait (WAL), the busy timeout of a writer waiting for the lock ("database is
+    locked" after it). None: no limit on PostgreSQL, 30 s on SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        busy_ms = round((30.0 if statement_timeout_s is None else statement_timeout_s) * 1000)
         engine = create_engine(url, echo=echo, hide_parameters=True,
-                               connect_args={"check_same_thread": False, "timeout": 30})
+                               connect_args={"check_same_thread": False, "timeout": busy_ms / 1000})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -62,26 +72,37 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
             # process crashes (the at-least-once unit), which is what the consumer commit relies on.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         return engine
     if parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if statement_timeout_s is not None:
+        # Appended to any `options` the URL gives (connect_args would otherwise replace them).
+        given = parsed.query.get("options")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        timeout = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+        connect_args["options"] = f"{given} {timeout}" if given else timeout
     return create_engine(url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True, pool_recycle=1800,
-                         connect_args={"connect_timeout": 5})
+                         pool_pre_ping=True, pool_recycle=1800, pool_timeout=30, connect_args=connect_args)
 
 
 log = logging.getLogger("anchor.db")
+
+# A service's own engine (requests and its consumer): a statement that has not finished after this long fails
+# as transient (503 for a request, a retried batch for the consumer). Snapshot workers make their own engines.
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0
 
 
 class Database:
     """The engine plus schema creation that keeps retrying in the background, so a service whose database is
     down at start-up still starts, answers /healthz and reports 503 on /readyz until the database is back."""
 
-    def __init__(self, url: str, metadata: Any, *, pool_size: int = 5, echo: bool = False) -> None:
-        self.engine = make_engine(url, pool_size=pool_size, echo=echo)
+    def __init__(self, url: str, metadata: Any, *, pool_size: int = 5, echo: bool = False,
+                 statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S) -> None:
+        self.engine = make_engine(url, pool_size=pool_size, echo=echo, statement_timeout_s=statement_timeout_s)
         self.metadata = metadata
         self.initialized = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -200,8 +221,40 @@ def ping(engine: Engine) -> bool:
         return False
 
 
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and its explicit causes (`raise ... from`): SQLAlchemy wraps the driver's error that way."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
+
+
 def is_transient(error: BaseException) -> bool:
-    """A database failure that a later retry can succeed at (connection lost, locked, server gone)."""
-    if isinstance(error, OperationalError):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    """A database failure that a later retry can succeed at: the server unreachable, restarting or gone (connect
+    refused, connection dropped mid-transaction), a statement or lock timeout, a deadlock or serialization
+    failure, SQLite's "database is locked", an exhausted connection pool. Also when such an error is the cause of
+    the one raised. Everything else (constraint, programming, data errors) is not transient.
+
+    Every SQLAlchemy OperationalError counts, including SQLite's (where a missing table is one too): a consumer
+    then pauses on a broken schema instead of dead-lettering healthy records, and readiness shows it."""
+    for exc in _chain(error):
+        if isinstance(exc, OperationalError | DisconnectionError | PoolTimeout | sqlite3.OperationalError):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):  # a driver error left unwrapped
+            return True
+    return False
+
+
+def is_timeout(error: BaseException) -> bool:
+    """A statement cancelled by the statement timeout (PostgreSQL), or SQLite's lock wait that ran out."""
+    for exc in _chain(error):
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return True
+        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+            return True
+    return False
+

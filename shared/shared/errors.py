@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,6 +49,44 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    if error.get("type") == "json_invalid":
+        # loc is ("body", character offset): name the body, and say where and why it is not JSON.
+        loc = tuple(error.get("loc", ()))
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        detail = (error.get("ctx") or {}).get("error")
+        return {"field": "body", "message": f"not valid JSON{where}" + (f": {detail}" if detail else "")}
+    return {"field": _field_path(tuple(error.get("loc", ()))), "message": str(error.get("msg", "invalid"))}
+
+
+def _undecodable(cause: BaseException | None) -> str:
+    """Why a body could not be decoded, from the exception FastAPI wrapped in its 400."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte {cause.start}: {cause.reason})"
+    if isinstance(cause, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "a JSON number has too many digits"
+    return "not valid UTF-8 JSON"
+
+
+def routes(app: FastAPI) -> list[Any]:
+    """Every route the app serves, with routers' prefixes and dependencies applied (FastAPI keeps an included
+    router as one entry of `app.routes`)."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(app.routes)) if flatten is not None else list(app.routes)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in routes(request.app):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and getattr(route, "methods", None) and regex.match(path):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AnchorError)
     async def _anchor(_: Request, exc: AnchorError) -> JSONResponse:
@@ -56,27 +95,35 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [{"field": _field_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
-                  for e in exc.errors()]
+        fields = [_field_error(e) for e in exc.errors()]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return JSONResponse(_body("validation_error", summary or "invalid request", fields), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:
-            # FastAPI answers 400 when the body cannot even be decoded (e.g. invalid UTF-8); report it like
-            # every other malformed body, as a 422 naming the field.
-            return JSONResponse(_body("validation_error", "body: not valid UTF-8 JSON",
-                                      [{"field": "body", "message": "not valid UTF-8 JSON"}]), 422)
+            # FastAPI answers 400 when the body cannot even be decoded; report it like every other malformed
+            # body, as a 422 naming the field and the reason.
+            reason = _undecodable(exc.__cause__)
+            return JSONResponse(_body("validation_error", f"body: {reason}", [{"field": "body", "message": reason}]),
+                                422)
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route whose path matched; several routes may share
+            # a path (GET and DELETE /v1/members/{member_id}), so list them all.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "error")
-        return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
         if db.is_transient(exc):
-            log.warning("database unavailable", extra={"error": type(exc).__name__})
-            return JSONResponse(_body("unavailable", "the database is unavailable; retry later"), 503,
-                                headers={"Retry-After": "5"})
+            slow = db.is_timeout(exc)
+            log.warning("database too slow" if slow else "database unavailable",
+                        extra={"error": type(exc).__name__})
+            message = ("the database did not answer within the statement timeout; retry later" if slow
+                       else "the database is unavailable; retry later")
+            return JSONResponse(_body("unavailable", message), 503, headers={"Retry-After": "5"})
         log.exception("database error", exc_info=exc)
         return JSONResponse(_body("internal_error", "internal error"), 500)
 
@@ -98,4 +145,8 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _doc("invalid input; `fields` names each offending field"),
 }
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: _doc("a dependency (Kafka or the database) is unavailable")}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {
+    **_doc("the token is over its rate limit (records per second); retry after `Retry-After` seconds"),
+    "headers": {"Retry-After": {"description": "whole seconds to wait before sending this request again",
+                                "required": True, "schema": {"type": "integer", "minimum": 1}}}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _doc("unknown id")}

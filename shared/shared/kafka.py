@@ -3,6 +3,11 @@
 The loop follows aiokafka's manual-commit recipe: a fetched batch is handled (database commit inside the
 handler), then `last.offset + 1` is committed per partition. A crash between the two redelivers the batch,
 which the idempotent writes absorb: at-least-once delivery, exactly-once effects.
+
+Failures are sorted by `classify`: poison is dead-lettered at once; infrastructure failures (database or broker
+unreachable, slow, locked) are retried with backoff for as long as they last, pausing consumption and
+committing nothing, never dead-lettering; anything else gets `max_attempts` tries before the batch is isolated
+record by record and only the records that still fail are dead-lettered.
 """
 
 import asyncio
@@ -14,7 +19,13 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+)
 from aiokafka.structs import ConsumerRecord
 
 from shared import db, metrics, topics
@@ -27,21 +38,49 @@ class PoisonMessage(Exception):
     """A record that can never be processed (undecodable, invalid): dead-letter it, do not retry."""
 
 
+class Failure(enum.Enum):
+    POISON = "poison"  # the record itself is bad
+    TRANSIENT = "transient"  # a dependency is down, slow or busy: waiting fixes it
+    UNKNOWN = "unknown"  # a bug, or a record some code cannot handle: a few tries, then isolate
+
+
 class Action(enum.Enum):
     RETRY = "retry"
     DEAD_LETTER = "dead_letter"
 
 
+# Kafka refusing one record for its size is about that record, not the broker: retrying it forever would stall
+# the partition, so it takes the unknown-error path (isolation, then the dead-letter topic).
+_RECORD_KAFKA_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+def classify(error: BaseException) -> Failure:
+    """What kind of failure a handler's exception is. Database connectivity errors (SQLAlchemy's
+    OperationalError, a DBAPI disconnect, a statement timeout, SQLite's "database is locked", an exhausted pool)
+    and broker errors are TRANSIENT however often they recur."""
+    if isinstance(error, PoisonMessage):
+        return Failure.POISON
+    if db.is_transient(error):
+        return Failure.TRANSIENT
+    if isinstance(error, _RECORD_KAFKA_ERRORS):
+        return Failure.UNKNOWN
+    if isinstance(error, KafkaError | ConnectionError | TimeoutError):
+        return Failure.TRANSIENT
+    return Failure.UNKNOWN
+
+
 def decide(error: BaseException, attempts: int, *, max_attempts: int) -> Action:
     """Retry what a later attempt can fix; dead-letter what it cannot.
 
-    Infrastructure failures (database or broker unreachable) are retried without limit: the consumer waits
-    for them to come back rather than dropping or dead-lettering healthy records. Unknown errors get
-    `max_attempts` tries before the record is given up to the dead-letter topic.
+    `attempts` counts the failed attempts of errors that are not transient. Infrastructure failures (database or
+    broker unreachable) are retried without limit: the consumer waits for them to come back rather than dropping
+    or dead-lettering healthy records. Unknown errors get `max_attempts` tries before the record is given up to
+    the dead-letter topic.
     """
-    if isinstance(error, PoisonMessage):
+    kind = classify(error)
+    if kind is Failure.POISON:
         return Action.DEAD_LETTER
-    if db.is_transient(error) or isinstance(error, KafkaError | ConnectionError | TimeoutError):
+    if kind is Failure.TRANSIENT:
         return Action.RETRY
     return Action.RETRY if attempts < max_attempts else Action.DEAD_LETTER
 
@@ -64,12 +103,22 @@ def make_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProduce
 
 class ManagedProducer:
     """A producer that keeps trying to connect in the background, so a service starts (and reports not ready)
-    while the broker is down instead of crashing."""
+    while the broker is down instead of crashing, and then watches the broker.
 
-    def __init__(self, settings: KafkaSettings, *, client_id: str, create_topics: bool = False) -> None:
+    `started` is set while the producer can publish: connected, and (with `create_topics`) the topics exist. The
+    watch clears it while the broker is unreachable, so publishers take their fallback at once (ingest leaves
+    records to its outbox, a deletion gets 503, the snapshot's alerts wait for the next one) instead of each
+    waiting out the request timeout; aiokafka reconnects by itself when the broker is back. A broker that comes
+    back empty (the embedded broker keeps everything in memory) gets its topics again before publishing
+    resumes: a record sent to a missing topic makes Tansu create it with its default partition count, or fails.
+    """
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str, create_topics: bool = False,
+                 watch_interval_s: float = 2.0) -> None:
         self.settings = settings
         self.producer = make_producer(settings, client_id=client_id)
         self.create_topics = create_topics
+        self.watch_interval_s = watch_interval_s
         self.started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -84,12 +133,44 @@ class ManagedProducer:
                     await ensure_topics(self.settings.bootstrap_servers)
                 await self.producer.start()
                 self.started.set()
-                return
+                break
             except Exception as exc:
                 attempts += 1
                 log.warning("producer could not connect, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(backoff(attempts, base=self.settings.retry_backoff_s,
                                             cap=self.settings.max_backoff_s))
+        while True:
+            await asyncio.sleep(self.watch_interval_s)
+            try:
+                await self.check()
+            except Exception as exc:
+                log.warning("broker check failed", extra={"error": repr(exc)})
+
+    async def check(self) -> bool:
+        """One look at the broker: sets or clears `started`, recreating missing topics first when configured to.
+        True when the producer can publish."""
+        try:
+            cluster = await asyncio.wait_for(self.producer.client.fetch_all_metadata(),
+                                             self.settings.request_timeout_ms / 1000)
+        except Exception as exc:
+            if self.started.is_set():
+                log.warning("broker unreachable; publishing paused", extra={"error": repr(exc)})
+            self.started.clear()
+            return False
+        if self.create_topics:
+            missing = sorted({spec.name for spec in topics.TOPICS} - cluster.topics())
+            if missing:
+                log.warning("topics missing (the broker lost its data?); creating them", extra={"topics": missing})
+                try:
+                    await ensure_topics(self.settings.bootstrap_servers)
+                except Exception as exc:
+                    log.warning("topic creation failed; publishing paused", extra={"error": repr(exc)})
+                    self.started.clear()
+                    return False
+        if not self.started.is_set():
+            log.info("broker reachable; publishing resumed")
+            self.started.set()
+        return True
 
     async def ready(self) -> bool:
         return self.started.is_set() and await broker_reachable(self.producer)
@@ -161,13 +242,30 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
             except KeyError:
                 pass
             self._loop._committed.pop(tp, None)
+            self._loop._pending.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
+        # A batch fetched before this assignment must not commit: see `ConsumerLoop._process`.
+        self._loop._assignments += 1
+        for tp in assigned:
+            self._loop._pending.pop(tp, None)
+            self._loop._committed.pop(tp, None)
 
 
 class ConsumerLoop:
-    """Consumes `topics` in group `group`, hands batches to `handler`, dead-letters poison, commits after."""
+    """Consumes `topics` in group `group`, hands batches to `handler`, dead-letters poison, commits after.
+
+    A broker restart: aiokafka reconnects, finds its member unknown to the new coordinator and rejoins the group;
+    the loop itself keeps running (readiness shows `kafka` false meanwhile, from the producer). The embedded
+    broker keeps everything in memory, so it comes back with empty topics (recreated by the services' producers,
+    see `ManagedProducer`) and no committed offsets: `auto_offset_reset="earliest"` then starts each partition at
+    its first record, so nothing produced after the restart is skipped; "latest" would skip whatever arrived
+    before the consumer rejoined. A position left beyond the end of a new, shorter log is out of range, which the
+    same policy resets to the beginning. Offsets pending from before the restart are dropped on rebalance (and a
+    batch fetched under an earlier assignment commits nothing), so an old, larger offset is never committed onto
+    the new log, where it would skip records. With a durable broker a restart changes nothing: the group
+    resumes from its committed offsets, redelivering at most the uncommitted batches.
+    """
 
     def __init__(self, *, service: str, topic_names: Sequence[str], group: str, settings: KafkaSettings,
                  handler: Handler, producer: "ManagedProducer", after: Sequence[asyncio.Event] = ()) -> None:
@@ -186,7 +284,9 @@ class ConsumerLoop:
         self._pending: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
-        self._attempts = 0
+        self._attempts = 0  # consecutive failed attempts of the current batch (any kind): the backoff
+        self._unknown_attempts = 0  # of them, the ones not known transient: `max_attempts` applies to these
+        self._assignments = 0  # rebalances so far; a batch fetched under an older assignment is not committed
         for topic in self.topic_names:  # so alert rules see a zero before the first dead letter
             metrics.CONSUMER_DEADLETTERED.labels(service, topic)
 
@@ -205,14 +305,18 @@ class ConsumerLoop:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            # Bounded: aiokafka retries a commit for a partition the broker does not know (a topic not yet
+            # recreated after a broker restart) without end, which would stall the loop and any rebalance.
+            await asyncio.wait_for(self._consumer.commit(offsets), self.settings.request_timeout_ms / 1000)
         except Exception as exc:
-            # Typically a rebalance took the partitions away: their new owner redelivers the batch and the
-            # idempotent writes absorb it. Offsets of partitions we still own are retried after the next batch.
+            # Typically a rebalance took the partitions away, or the broker is away: the records are redelivered
+            # (to their new owner, or after a restart) and the idempotent writes absorb them. The offsets are
+            # dropped rather than retried later: a broker that lost its data (the embedded one, restarted) would
+            # take them onto its new, shorter logs and the group would skip the records below them. The next
+            # batch of a partition commits past these records anyway.
             log.warning("offset commit failed", extra={"error": repr(exc)})
-            if partitions is not None:
-                for tp in offsets:
-                    self._pending.pop(tp, None)
+            for tp in offsets:
+                self._pending.pop(tp, None)
             return
         for tp, off in offsets.items():
             self._committed[tp] = off
@@ -232,9 +336,13 @@ class ConsumerLoop:
                 group_id=self.group,
                 client_id=f"{self.service}-consumer",
                 enable_auto_commit=False,
+                # See the class docstring: where a partition without a committed offset (or with one beyond
+                # its log, after a broker lost its data) starts.
                 auto_offset_reset="earliest",
                 max_poll_records=self.settings.max_batch,
                 request_timeout_ms=self.settings.request_timeout_ms,
+                # Topics recreated after a broker restart are noticed within this time even without an error.
+                metadata_max_age_ms=30000,
             )
             try:
                 await consumer.start()
@@ -299,21 +407,28 @@ class ConsumerLoop:
         for tp, recs in batch.items():
             metrics.CONSUMER_CONSUMED.labels(self.service, tp.topic).inc(len(recs))
         started = asyncio.get_running_loop().time()
+        assignments = self._assignments
         try:
             outcome = await self.handler(records)
             await self._deadletter(outcome.poison)
         except Exception as exc:
+            kind = classify(exc)
             self._attempts += 1
-            action = decide(exc, self._attempts, max_attempts=self.settings.max_attempts)
-            kind = "transient" if action is Action.RETRY else "permanent"
+            if kind is Failure.UNKNOWN:
+                self._unknown_attempts += 1
+            # Transient failures never count towards `max_attempts`: a database outage followed by one unknown
+            # error must not send the batch straight to isolation (and its records to the dead-letter topic).
+            action = decide(exc, self._unknown_attempts, max_attempts=self.settings.max_attempts)
+            label = "transient" if kind is Failure.TRANSIENT else "permanent"
             for tp in batch:
-                metrics.CONSUMER_FAILED.labels(self.service, tp.topic, kind).inc()
+                metrics.CONSUMER_FAILED.labels(self.service, tp.topic, label).inc()
             self.healthy = False
             self.last_error = repr(exc)
             if action is Action.RETRY or self._stopping.is_set():
                 # Nothing is committed: rewinding makes the next poll fetch the same records again, and polling
                 # (rather than retrying in place) keeps this member in its group while the outage lasts.
-                log.warning("batch failed, will retry", extra={"error": repr(exc), "attempt": self._attempts})
+                log.warning("batch failed, will retry", extra={"error": repr(exc), "attempt": self._attempts,
+                                                              "transient": kind is Failure.TRANSIENT})
                 self._rewind(consumer, batch)
                 await self._sleep(backoff(self._attempts, base=self.settings.retry_backoff_s,
                                           cap=self.settings.max_backoff_s))
@@ -323,11 +438,19 @@ class ConsumerLoop:
                 self._rewind(consumer, batch)
                 return
         self._attempts = 0
+        self._unknown_attempts = 0
         self.healthy = True
         self.last_error = None
         for tp, recs in batch.items():
-            self._pending[tp] = recs[-1].offset + 1
             metrics.CONSUMER_PROCESSED.labels(self.service, tp.topic).inc(len(recs))
+        if assignments != self._assignments:
+            # The group rebalanced while the batch was handled (e.g. the broker restarted and the member rejoined):
+            # these offsets belong to the earlier assignment and may not even exist in the partitions' log now.
+            # Nothing is committed; whoever owns the partitions reads them from the committed offsets.
+            log.info("group rebalanced during the batch; its offsets are not committed")
+            return
+        for tp, recs in batch.items():
+            self._pending[tp] = recs[-1].offset + 1
         await self.commit_pending()
         metrics.CONSUMER_BATCH_SECONDS.labels(self.service).observe(asyncio.get_running_loop().time() - started)
 
@@ -338,7 +461,7 @@ class ConsumerLoop:
                 outcome = await self.handler([record])
                 await self._deadletter(outcome.poison)
             except Exception as exc:
-                if decide(exc, self.settings.max_attempts, max_attempts=self.settings.max_attempts) is Action.RETRY:
+                if classify(exc) is Failure.TRANSIENT:
                     return False
                 await self._deadletter([(record, f"{type(exc).__name__}: {exc}")])
         return True
@@ -372,7 +495,9 @@ class ConsumerLoop:
             committed = self._committed.get(tp)
             if committed is None:
                 try:
-                    committed = await consumer.committed(tp) or 0
+                    # Bounded: while the broker is away the group coordinator lookup would wait for it.
+                    committed = await asyncio.wait_for(consumer.committed(tp),
+                                                       self.settings.request_timeout_ms / 1000) or 0
                 except Exception:
                     continue
                 self._committed[tp] = committed

@@ -32,6 +32,10 @@ class DatabaseSettings(BaseModel):
     url: str = "sqlite:///./data/anchor.db"
     pool_size: int = Field(5, ge=1)
     echo: bool = False
+    # The longest one statement of the service (a request's read, a consumer batch's write) may run or wait for a
+    # lock: past it the request answers 503 and the consumer retries the batch, instead of hanging. On SQLite it
+    # is the busy timeout (readers never wait there). The community snapshot worker is not bound by it.
+    statement_timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
 class TokenSpec(BaseModel):

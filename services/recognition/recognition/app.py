@@ -15,7 +15,8 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size)
+        database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size,
+                               statement_timeout_s=settings.database.statement_timeout_s)
         producer = kafka.ManagedProducer(settings.kafka, client_id="recognition",
                                          create_topics=settings.kafka.create_topics)
         watcher = watch.Watcher(engine=database.engine, producer=producer, settings=settings)
