@@ -53,9 +53,10 @@ def new_stack(tmp: Path, backend: str, cluster: postgres.Cluster | None, **kwarg
     extra_env = {"recognition": {"RECOGNITION_ALERTS__REFRESH_SECONDS": "1"}}
     for name, env in dict(kwargs.pop("extra_env", {}) or {}).items():  # type: ignore[call-overload]
         extra_env[name] = {**extra_env.get(name, {}), **env}
+    extra_tokens = [{"name": "reader", "token": READER_TOKEN, "scopes": ["read"]},
+                    *list(kwargs.pop("extra_tokens", []) or [])]  # type: ignore[call-overload]
     return Stack(extra_env=extra_env, data_dir=tmp, token=secrets.token_urlsafe(16), ports=ports,
-                 database_urls=database_urls(backend, cluster),
-                 extra_tokens=[{"name": "reader", "token": READER_TOKEN, "scopes": ["read"]}], **kwargs)  # type: ignore[arg-type]
+                 database_urls=database_urls(backend, cluster), extra_tokens=extra_tokens, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -58,4 +58,20 @@ def require(scope: Scope):
             raise AnchorError(403, "forbidden", f"the token lacks the '{scope}' scope")
         return principal
 
+    # Marks the dependency with its scope, so the route table tells which scope each route needs
+    # (tests/integration/test_access.py proves every route outside a small public list carries one).
+    check.required_scope = scope  # type: ignore[attr-defined]
     return check
+
+
+def required_scopes(dependant: Any) -> set[str]:
+    """The scopes a FastAPI route's dependency tree (`route.dependant`) requires through `require`."""
+    found: set[str] = set()
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        scope = getattr(node.call, "required_scope", None)
+        if scope is not None:
+            found.add(scope)
+        stack.extend(node.dependencies)
+    return found

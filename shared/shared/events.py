@@ -4,11 +4,24 @@ Inbound models validate strictly (a clear 4xx naming the field beats a 500 deep 
 unknown fields are ignored so producers may send newer, extended payloads.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from shared.labels import Component, Condition, Label
 
@@ -31,6 +44,21 @@ def _storable(value: str) -> str:
     return value
 
 
+# RFC 3339 date-time with offset (api.md: "times in RFC 3339 with offset"). pydantic alone would also take a number
+# or a numeric string as Unix time (seconds or milliseconds, guessed by size) and a time without seconds.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):  # built in code, not parsed from a request
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset, e.g. 2026-03-01T20:15:00+08:00")
+    if not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with seconds and an offset, e.g. 2026-03-01T20:15:00+08:00")
+    return value
+
+
 def _plausible_time(value: datetime) -> datetime:
     if value < EARLIEST:
         raise ValueError(f"must not be before {EARLIEST.date().isoformat()}")
@@ -39,14 +67,32 @@ def _plausible_time(value: datetime) -> datetime:
     return value
 
 
+class _JsonSchemaPattern:
+    """Documents a constraint a validator enforces as a JSON-schema `pattern` (so clients and schemathesis know it)
+    without making pydantic match the regex as well."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(self, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core)
+        schema.setdefault("pattern", self.pattern)
+        return schema
+
+
+# No control characters and no whitespace. Spelled out rather than `\s`, whose meaning differs between regex
+# engines (pydantic's Rust regex, ECMA-262 in the OpenAPI schema, Python's re): exactly Unicode White_Space.
+ID_PATTERN = r"^[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+NO_NUL = _JsonSchemaPattern(r"^[^\x00]*$")
+
 Id = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f\s]+$"),
+    StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN),
     AfterValidator(_storable),
 ]
-Text = Annotated[str, AfterValidator(_storable)]
-Content = Annotated[str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_storable)]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+Text = Annotated[str, AfterValidator(_storable), NO_NUL]
+Content = Annotated[str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_storable), NO_NUL]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_plausible_time)]
 ReactionKind = Literal["like", "thanks", "helpful", "accepted_answer"]
 
 
@@ -57,7 +103,7 @@ class _Inbound(BaseModel):
 class Author(_Inbound):
     display_name: Annotated[Text, StringConstraints(max_length=100)] | None = None
     joined_at: Timestamp | None = None
-    is_official: bool = False
+    is_official: StrictBool = False
 
 
 class Post(_Inbound):

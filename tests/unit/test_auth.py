@@ -46,3 +46,45 @@ def test_tokens_come_from_the_environment_with_the_service_prefix(monkeypatch: p
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.auth.tokens[0].scopes == ["ingest", "read"]
     assert settings.http.port == 8001
+
+
+def test_every_entry_is_compared_whatever_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant time: the presented token's digest is compared with every configured digest, with
+    `hmac.compare_digest`, whether the first, the last or no entry matches."""
+    import hmac
+
+    from shared import auth
+
+    calls: list[tuple[bytes, bytes]] = []
+    compare = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return compare(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    registry = TokenRegistry(AuthSettings(tokens=[TokenSpec(name=f"t{i}", token=f"secret-{i}", scopes=["read"])
+                                                  for i in range(5)]))
+    for presented in ("secret-0", "secret-4", "nope"):
+        calls.clear()
+        registry.authenticate(presented)
+        assert len(calls) == 5 and all(a == hashlib.sha256(presented.encode()).digest() for a, _ in calls)
+    # Only digests are kept, never the plaintext.
+    assert all(isinstance(secret, bytes) and len(secret) == 32 for secret, _ in registry._entries)
+
+
+def test_the_scope_a_route_needs_is_readable_from_its_dependencies() -> None:
+    from fastapi import Depends, FastAPI
+
+    from shared import auth
+
+    app = FastAPI()
+
+    @app.get("/a")
+    async def a(_: auth.Principal = Depends(auth.require("wellbeing"))) -> None: ...
+
+    @app.get("/b")
+    async def b() -> None: ...
+
+    found = {route.path: auth.required_scopes(route.dependant) for route in app.routes if hasattr(route, "dependant")}
+    assert found["/a"] == {"wellbeing"} and found["/b"] == set()

@@ -34,6 +34,13 @@ def test_api_md_example_is_valid_and_round_trips_as_an_event() -> None:
     ({"post_id": ""}, "post_id"),
     ({"post_id": "has space"}, "post_id"),
     ({"thread_id": "x" * 129}, "thread_id"),
+    ({"post_id": "p\x85q"}, "post_id"),
+    ({"post_id": "p\u3000q"}, "post_id"),
+    ({"created_at": 1772367300}, "created_at"),
+    ({"created_at": "1772367300"}, "created_at"),
+    ({"created_at": "2026-03-01T20:15+08:00"}, "created_at"),
+    ({"author": {"is_official": "yes"}}, "author.is_official"),
+    ({"author": {"is_official": 1}}, "author.is_official"),
 ])
 def test_invalid_posts_name_the_field(change: dict, field: str) -> None:
     with pytest.raises(ValidationError) as exc:
@@ -52,3 +59,28 @@ def test_reaction_kind_is_checked() -> None:
     with pytest.raises(ValidationError) as exc:
         Reaction.model_validate(ok | {"kind": "love"})
     assert "kind" in _fields(exc.value)
+
+
+def test_the_openapi_schema_states_what_the_validators_enforce() -> None:
+    """The id pattern means the same in every regex engine (no `\\s`), and the NUL ban is in the schema, so a
+    client or schemathesis generating from the OpenAPI schema only makes values the service accepts."""
+    import re
+
+    from shared.events import ID_PATTERN
+
+    schema = Post.model_json_schema()
+    assert schema["properties"]["post_id"]["pattern"] == ID_PATTERN and "\\s" not in ID_PATTERN
+    assert schema["properties"]["content"]["pattern"] == "^[^\\x00]*$"
+    assert schema["$defs"]["Author"]["properties"]["is_official"]["type"] == "boolean"
+    for ok in ("p-1", "帖子\u200b1", "a\ufeffb"):
+        assert re.fullmatch(ID_PATTERN, ok) and Post.model_validate(BASE | {"post_id": ok})
+    for bad in ("a b", "a\tb", "a\x85b", "a\xa0b", "a\u2028b", "a\u3000b", "a\x7fb"):
+        assert not re.fullmatch(ID_PATTERN, bad)
+        with pytest.raises(ValidationError):
+            Post.model_validate(BASE | {"post_id": bad})
+
+
+@pytest.mark.parametrize("created_at", ["2026-03-01T20:15:00Z", "2026-03-01t20:15:00z", "2026-03-01 20:15:00+08:00",
+                                        "2026-03-01T20:15:00.123456-11:30", "1990-01-01T00:00:00Z"])
+def test_rfc3339_date_times_with_an_offset_are_accepted(created_at: str) -> None:
+    assert Post.model_validate(BASE | {"created_at": created_at}).created_at.tzinfo is not None

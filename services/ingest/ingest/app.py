@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from ingest import endpoints, models, service
 from ingest.config import IngestSettings, get_settings
 from shared import app as base
-from shared import db, kafka, topics
+from shared import db, kafka, ratelimit, topics
 
 log = logging.getLogger("anchor.ingest")
 
@@ -20,7 +20,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size)
+        database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size,
+                               statement_timeout_s=settings.database.statement_timeout_s)
         producer = kafka.ManagedProducer(settings.kafka, client_id="ingest",
                                          create_topics=settings.kafka.create_topics)
 
@@ -54,5 +55,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app = base.build(service="ingest", title="Anchor ingest",
                      description="Accepts community posts and reactions, de-duplicates them and publishes events.",
                      settings=settings, lifespan=lifespan)
+    limit = settings.rate_limit
+    app.state.rate_limiter = (ratelimit.RateLimiter(limit.records_per_second, limit.burst)
+                              if limit.records_per_second > 0 else None)
     app.include_router(endpoints.router)
     return app

@@ -26,6 +26,8 @@ INGEST_RECORDS = Counter("anchor_ingest_records_total", "Records received over H
 INGEST_PUBLISH_FAILURES = Counter(
     "anchor_ingest_publish_failures_total", "Inline publications that failed (left to the outbox relay)", ["kind"])
 INGEST_RELAYED = Counter("anchor_ingest_relayed_total", "Records published by the outbox relay", ["kind"])
+RATE_LIMITED = Counter("anchor_ingest_rate_limited_total",
+                       "Requests refused with 429 because their token was over its rate limit", ["token", "kind"])
 MEMBERS_DELETED = Counter("anchor_ingest_member_deletions_total",
                           "Member deletions applied (a deletion redelivered or applied twice counts twice)")
 

@@ -24,7 +24,7 @@ Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
 # year-9999 instant cannot even be shifted by a window without overflowing.
 AsOf = Annotated[events.Timestamp | None, Query(description="RFC 3339 instant to replay history at (default now)")]
 Window = Annotated[events.Timestamp | None, Query(description="RFC 3339 instant")]
-IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f\s]+$")]
+IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=events.ID_PATTERN)]
 Level = Literal["low", "elevated", "high", "critical"]
 T = TypeVar("T")
 
@@ -150,7 +150,9 @@ async def list_burnout_risk(request: Request, principal: Wellbeing, level: Level
 
 
 @router.post("/members/{member_id}/acknowledgements", status_code=201, response_model=s.AcknowledgementOut,
-             summary="Record a brand acknowledgement (reward: lowers the member's risk)")
+             summary="Record a brand acknowledgement (reward: lowers the member's risk)",
+             responses={409: {"description": "this acknowledgement_id was recorded with different content",
+                              "model": errors.ErrorBody}})
 async def post_acknowledgement(member_id: IdPath, body: s.AcknowledgementIn, request: Request,
                                principal: Recognize) -> s.AcknowledgementOut:
     return await _read(request, service.acknowledge, member_id=member_id, body=body, recorded_by=principal.name,

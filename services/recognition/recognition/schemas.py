@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shared.events import Author, Classification, Text, Timestamp
 
@@ -178,7 +178,7 @@ class CommunityHealth(BaseModel):
 class OptOutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    opted_out: bool
+    opted_out: StrictBool  # "no" or 0 is a 422, never read as false
 
 
 class OptOut(BaseModel):
