@@ -45,6 +45,7 @@ evaluate: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/classifier_speed.py
 	$(PY) bench/pipeline_throughput.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .venv-checkov data .pytest_cache

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/recognition_load.py --db sqlite      [--posts 1000000 --members 50000]
     .venv/bin/python bench/recognition_load.py --db postgresql  (needs PostgreSQL's server binaries)
+    add --data /some/dir to keep the loaded database there and reuse it on the next run
 
 1. Generates a synthetic year of community history (threads of questions and answers, flaw research with
    framing and venting, conflict and mediation, social chatter, reactions; activity is Zipf-distributed, so
@@ -183,22 +184,43 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=0.0,
                         help="requests per second per client (0: closed loop, as fast as answers come back)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="keep the loaded database in this folder and reuse it on the next run with the same "
+                             "--db/--posts/--members (the load is most of the run's time)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
+        store = args.data or Path(tmp)
+        store.mkdir(parents=True, exist_ok=True)
+        marker = store / f"loaded-{args.db}-{args.posts}-{args.members}.json"
+        reuse = args.data is not None and marker.exists()
         cluster = None
         if args.db == "postgresql":
             bindir = postgres.binaries()
             if bindir is None:
                 raise SystemExit("PostgreSQL server binaries are not installed")
-            cluster = postgres.Cluster(bindir)
-            cluster.start()
-            url = cluster.create_database("bench")
+            if args.data:
+                (store / "pg").mkdir(exist_ok=True)
+                cluster = postgres.Cluster(bindir, root=store / "pg")
+            else:
+                cluster = postgres.Cluster(bindir)
+            if reuse:
+                cluster.start_server()
+                url = cluster.url("bench_1")
+            else:
+                cluster.start()
+                url = cluster.create_database("bench")
         else:
-            url = f"sqlite:///{Path(tmp) / 'recognition.db'}"
+            url = f"sqlite:///{store / f'recognition-{args.posts}-{args.members}.db'}"
         try:
-            print(f"writing {args.posts:,} posts by {args.members:,} members into {args.db} ...", flush=True)
-            loaded = load(url, args.posts, args.members)
+            if reuse:
+                loaded = json.loads(marker.read_text())
+                print(f"reusing the {args.db} database loaded at {loaded['loaded_at']}", flush=True)
+            else:
+                print(f"writing {args.posts:,} posts by {args.members:,} members into {args.db} ...", flush=True)
+                loaded = load(url, args.posts, args.members) | {"loaded_at": datetime.now(UTC).isoformat()}
+                if args.data:
+                    marker.write_text(json.dumps(loaded))
             token = secrets.token_urlsafe(16)
             ports = {"broker": processes.free_port(), "recognition": processes.free_port()}
             broker = processes.broker(ports["broker"], Path(tmp) / "broker.log")
@@ -233,7 +255,9 @@ def main() -> None:
                 service.stop()
                 broker.stop()
         finally:
-            if cluster is not None:
+            if cluster is not None and args.data:
+                cluster.stop_server()  # the data stays for the next run
+            elif cluster is not None:
                 cluster.stop()
     report = {"database": args.db, "members": args.members, **loaded, "clients": args.clients,
               "seconds": args.seconds, "first_snapshot_wait_s": round(snapshot_s, 1), "closed_loop": result,
