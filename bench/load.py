@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import recognition_load  # bench/, this script's folder, is on sys.path
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import demo, processes
@@ -66,7 +67,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"end_to_end_posts_per_s": 1500.0, "pipeline_ratio": 0.5, "reads_p99_ms": 50.0}
 SOURCES = ["app", "app", "club", "forum"]
-AWARDS = ["community_contribution", "newcomer_mentor", "peacemaker", "research_pioneer"]
 ZONE = timezone(timedelta(hours=8))  # the community's local time, as in the demo
 ZIPF = 0.9  # the member of activity rank r writes in proportion to 1 / r^ZIPF
 
@@ -627,16 +627,7 @@ async def _read_load(base: str, token: str, members: list[str], top: list[str], 
     def who() -> str:  # half the busiest members (the expensive reads), half anyone who has posted
         return rng.choice(top) if rng.random() < 0.5 else rng.choice(members)
 
-    endpoints: list[tuple[str, Callable[[], str]]] = [
-        ("member", lambda: f"/v1/members/{who()}"),
-        ("burnout_risk", lambda: f"/v1/members/{who()}/burnout-risk"),
-        ("burnout_list", lambda: "/v1/burnout-risk?level=elevated&limit=50"),
-        ("nominations", lambda: f"/v1/recognition/nominations?award={rng.choice(AWARDS)}"),
-        ("thank_you", lambda: f"/v1/members/{who()}/thank-you"),
-        ("defect_topics", lambda: "/v1/defect-topics?limit=100"),
-        ("community_health", lambda: "/v1/community/health"),
-        ("post", lambda: f"/v1/posts/{rng.choice(post_ids)}"),
-    ]
+    endpoints = recognition_load.read_paths(rng, member=who, post=lambda: rng.choice(post_ids))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     out: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30,

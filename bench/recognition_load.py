@@ -22,6 +22,7 @@ import random
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -124,6 +125,24 @@ def load(url: str, posts: int, members: int) -> dict[str, float]:
     return {"posts": written, "load_seconds": round(time.perf_counter() - started, 1)}
 
 
+AWARDS = ["community_contribution", "newcomer_mentor", "peacemaker", "research_pioneer"]
+
+
+def read_paths(rng: random.Random, *, member: Callable[[], str], post: Callable[[], str]
+               ) -> list[tuple[str, Callable[[], str]]]:
+    """Every recognition read endpoint, as (name, path maker); also used by bench/load.py."""
+    return [
+        ("member", lambda: f"/v1/members/{member()}"),
+        ("burnout_risk", lambda: f"/v1/members/{member()}/burnout-risk"),
+        ("burnout_list", lambda: "/v1/burnout-risk?level=elevated&limit=50"),
+        ("nominations", lambda: f"/v1/recognition/nominations?award={rng.choice(AWARDS)}"),
+        ("thank_you", lambda: f"/v1/members/{member()}/thank-you"),
+        ("defect_topics", lambda: "/v1/defect-topics?limit=100"),
+        ("community_health", lambda: "/v1/community/health"),
+        ("post", lambda: f"/v1/posts/{post()}"),
+    ]
+
+
 async def hammer(base: str, token: str, members: int, clients: int, seconds: float,
                  rate: float = 0.0) -> dict[str, dict[str, float]]:
     """Closed loop when `rate` is 0 (each client sends its next request as soon as the last one is answered);
@@ -131,17 +150,7 @@ async def hammer(base: str, token: str, members: int, clients: int, seconds: flo
     with pacing), so latency shows service time and queueing rather than the clients' own saturation."""
     rng = random.Random(11)
     active = [f"m{i}" for i in range(min(members - 50, 5000))]  # people someone would look up
-    awards = ["community_contribution", "newcomer_mentor", "peacemaker", "research_pioneer"]
-    endpoints = [
-        ("member", lambda: f"/v1/members/{rng.choice(active)}"),
-        ("burnout_risk", lambda: f"/v1/members/{rng.choice(active)}/burnout-risk"),
-        ("burnout_list", lambda: "/v1/burnout-risk?level=elevated&limit=50"),
-        ("nominations", lambda: f"/v1/recognition/nominations?award={rng.choice(awards)}"),
-        ("thank_you", lambda: f"/v1/members/{rng.choice(active)}/thank-you"),
-        ("defect_topics", lambda: "/v1/defect-topics?limit=100"),
-        ("community_health", lambda: "/v1/community/health"),
-        ("post", lambda: f"/v1/posts/t{rng.randint(1, 50000)}-0"),
-    ]
+    endpoints = read_paths(rng, member=lambda: rng.choice(active), post=lambda: f"t{rng.randint(1, 50000)}-0")
     latencies: dict[str, list[float]] = {name: [] for name, _ in endpoints}
     errors: dict[str, int] = {name: 0 for name, _ in endpoints}
     deadline = time.monotonic() + seconds
