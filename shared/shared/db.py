@@ -153,11 +153,12 @@ def create_schema(engine: Engine, metadata: Any = None) -> None:
         if required:
             raise SchemaOutdated(f"table {table.name} lacks columns {', '.join(required)}: the database was created "
                                  "by an older version of Anchor; migrate it, or (development data only) remove it")
-        with engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-                log.warning("added column", extra={"table": table.name, "column": column.name})
+        if missing:
+            with engine.begin() as conn:
+                for column in missing:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                    log.warning("added column", extra={"table": table.name, "column": column.name})
         # create_all leaves existing tables alone, so indexes added in a later version are created here.
         indexes = {i["name"] for i in inspector.get_indexes(table.name)}
         for index in table.indexes:
