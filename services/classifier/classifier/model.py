@@ -135,15 +135,16 @@ class HybridBackend:
             return []
         probs, comp = self.scores(feats)
         decided = probs >= self.artifact.thresholds
-        return [self._result(f, probs[i], decided[i], comp[i]) for i, f in enumerate(feats)]
+        rounded = np.round(probs, 4).tolist()
+        return [self._result(f, rounded[i], decided[i], comp[i]) for i, f in enumerate(feats)]
 
-    def _result(self, f: Featurized, probs: np.ndarray, decided: np.ndarray, comp: np.ndarray) -> Classification:
+    def _result(self, f: Featurized, probs: list[float], decided: np.ndarray, comp: np.ndarray) -> Classification:
         labels = [label for label, on in zip(LABELS, decided, strict=True) if on]
         flaw = bool((decided & _FLAW).any())
         component = choose_component(f.rule.component, comp) if flaw else None
         return Classification(
             labels=labels,  # type: ignore[arg-type]
-            scores=dict(zip(LABELS, np.round(probs, 4).tolist(), strict=True)),  # type: ignore[arg-type]
+            scores=dict(zip(LABELS, probs, strict=True)),  # type: ignore[arg-type]
             component=component,  # type: ignore[arg-type]
             conditions=list(f.rule.conditions) if flaw else [],  # type: ignore[arg-type]
             evidence=self._evidence(f, labels),

@@ -1236,28 +1236,49 @@ def _first(group: _Group, s: str, has_emoji: bool = True) -> tuple[int, int] | N
     return best
 
 
-# Per label, the groups flattened for the hot loop:
-# (group, memo key, assertive, single regex for the plain case or None).
-_Spec = tuple[_Group, tuple[int, int, bool, bool], bool, "re.Pattern[str] | None"]
+# The hot loop runs on a plan built once: every distinct vocabulary is searched once per text (several labels
+# share symptoms or frustration), the single-regex ones in one tight comprehension, and each label then only
+# reads its groups' results by position.
+_Probe = tuple[_Group, bool]  # group, assertive
 
 
-def _specs(label: str) -> tuple[_Spec, ...]:
-    out: list[_Spec] = []
-    for group in _GROUPS[label]:
-        assertive = label in _ASSERTIVE and group.name in _ASSERTIVE_GROUPS and group.emoji is None
-        # Identity keys: hashing a compiled pattern would hash its bytecode.
-        # Same vocabulary compiles to the same objects (`_compile_fast` is cached).
-        key = (id(group.regexes), id(group.emoji), group.negatable, assertive)
-        plain = (
-            group.regexes[0]
-            if len(group.regexes) == 1 and not group.negatable and group.emoji is None and not assertive
-            else None
-        )
-        out.append((group, key, assertive, plain))
-    return tuple(out)
+def _plan() -> tuple[tuple[_Probe, ...], dict[str, tuple[tuple[str, float, int], ...]]]:
+    probes: list[_Probe] = []
+    index: dict[tuple[int, int, bool, bool], int] = {}
+    per_label: dict[str, tuple[tuple[str, float, int], ...]] = {}
+    for label, groups in _GROUPS.items():
+        entries = []
+        for group in groups:
+            assertive = label in _ASSERTIVE and group.name in _ASSERTIVE_GROUPS and group.emoji is None
+            # Identity keys: hashing a compiled pattern would hash its bytecode.
+            # Same vocabulary compiles to the same objects (`_compile_fast` is cached).
+            key = (id(group.regexes), id(group.emoji), group.negatable, assertive)
+            if key not in index:
+                index[key] = len(probes)
+                probes.append((group, assertive))
+            entries.append((group.name, group.weight, index[key]))
+        per_label[label] = tuple(entries)
+    return tuple(probes), per_label
 
 
-_SPECS: dict[str, tuple[_Spec, ...]] = {label: _specs(label) for label in _GROUPS}
+_PROBES, _LABEL_PROBES = _plan()
+# Probes answerable by one plain `search`: (position, regex).
+_PLAIN: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
+    (i, group.regexes[0])
+    for i, (group, assertive) in enumerate(_PROBES)
+    if len(group.regexes) == 1 and not group.negatable and group.emoji is None and not assertive
+)
+_PLAIN_AT = frozenset(i for i, _ in _PLAIN)
+_OTHER: tuple[tuple[int, _Group, bool], ...] = tuple(
+    (i, group, assertive) for i, (group, assertive) in enumerate(_PROBES) if i not in _PLAIN_AT
+)
+
+
+@functools.cache
+def _probes_for(labels: tuple[str, ...]) -> tuple[tuple[tuple[int, re.Pattern[str]], ...],
+                                                   tuple[tuple[int, _Group, bool], ...]]:
+    used = {i for label in labels for _, _, i in _LABEL_PROBES[label]}
+    return tuple(p for p in _PLAIN if p[0] in used), tuple(p for p in _OTHER if p[0] in used)
 
 
 class _Scan:
@@ -1269,35 +1290,34 @@ class _Scan:
         self.s = s
         self.hits: dict[str, dict[str, tuple[int, int, float]]] = {}
         self.logits: dict[str, float] = {}
+        plain, other = _probes_for(labels)
+        spans: list[tuple[int, int] | None] = [None] * len(_PROBES)
+        asked_at: set[int] = set()
+        for i, m in [(i, regex.search(s)) for i, regex in plain]:
+            if m is not None:
+                spans[i] = m.span()
         has_emoji = _EMOJI_RE.search(s) is not None
-        first_person = _FIRST_PERSON.search(s) is not None
-        # Several labels share a vocabulary (symptoms, frustration): search once.
-        memo: dict[tuple[int, int, bool, bool], tuple[tuple[int, int] | None, bool]] = {}
+        for i, group, assertive in other:
+            if assertive:
+                span, asked = _asserted(group, s)
+                if asked:
+                    asked_at.add(i)
+                spans[i] = span
+            else:
+                spans[i] = _first(group, s, has_emoji)
+        first_person = bool(asked_at) and _FIRST_PERSON.search(s) is not None
         for label in labels:
             found: dict[str, tuple[int, int, float]] = {}
             total = BIAS
-            for group, key, assertive, plain in _SPECS[label]:
-                cached = memo.get(key)
-                if cached is not None:
-                    span, asked = cached
-                elif plain is not None:
-                    m = plain.search(s)
-                    span, asked = (m.span() if m else None), False
-                    memo[key] = (span, asked)
-                else:
-                    if assertive:
-                        span, asked = _asserted(group, s)
-                    else:
-                        span, asked = _first(group, s, has_emoji), False
-                    memo[key] = (span, asked)
+            for name, weight, i in _LABEL_PROBES[label]:
+                span = spans[i]
                 if span is None:
                     continue
-                weight = group.weight
-                if asked:
+                if i in asked_at:
                     # Asking whether it lags is not saying it lags, unless the
                     # author speaks from their own car.
                     weight *= 0.7 if first_person else 0.35
-                found[group.name] = (span[0], span[1], weight)
+                found[name] = (span[0], span[1], weight)
                 total += weight
             self.hits[label] = found
             self.logits[label] = total
@@ -1357,6 +1377,10 @@ def _context(parent: str | None) -> _Context | None:
         conflict=hostile or bool(_CONFLICT_RE.search(p)),
         text=p,
     )
+
+
+def clear_caches() -> None:
+    _context.cache_clear()
 
 
 def _component(texts: list[str]) -> str:
