@@ -1,9 +1,12 @@
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import Column, MetaData, String, Table, select
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
+from devstack import postgres
 from shared import db
+from tests.conftest import BACKENDS
 
 
 def test_insert_ignore_returns_only_new_keys_and_survives_reopening(tmp_path: Path) -> None:
@@ -28,14 +31,33 @@ def test_insert_ignore_returns_only_new_keys_and_survives_reopening(tmp_path: Pa
     assert stored["a"].tzinfo is not None
 
 
-def test_insert_ignore_handles_batches_beyond_the_parameter_limit(tmp_path: Path) -> None:
+@pytest.fixture(params=BACKENDS)
+def any_url(request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: postgres.Cluster | None) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'y.db'}"
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries not installed")
+    return pg_cluster.create_database("insert_ignore")
+
+
+def test_insert_ignore_pages_many_rows_and_returns_exactly_the_new_ones(any_url: str) -> None:
+    # 5,000 rows of 3 columns is beyond SQLite's 999-parameter floor and spans several insertmanyvalues pages;
+    # old keys are spread across the pages and one key repeats inside the call.
     meta = MetaData()
-    table = Table("t", meta, Column("id", String, primary_key=True))
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'y.db'}")
+    table = Table("t", meta, Column("id", String, primary_key=True), Column("n", Integer), Column("at", db.UtcDateTime))
+    engine = db.make_engine(any_url)
     db.create_schema(engine, meta)
+    now = datetime.now(UTC)
     with db.unit_of_work(engine) as s:
-        rows = [{"id": str(i)} for i in range(5000)]
-        assert len(db.insert_ignore(s, table, rows, key=["id"], returning="id")) == 5000
+        db.insert_ignore(s, table, [{"id": str(i), "n": -1, "at": now} for i in range(0, 5000, 7)], key=["id"])
+    rows = [{"id": str(i), "n": i, "at": now} for i in range(5000)] + [{"id": "1", "n": 99999, "at": now}]
+    with db.unit_of_work(engine) as s:
+        new = db.insert_ignore(s, table, rows, key=["id"], returning="id")
+        stored = dict(s.execute(select(table.c.id, table.c.n)).all())
+    assert sorted(new, key=int) == [str(i) for i in range(5000) if i % 7]
+    assert len(stored) == 5000
+    assert stored["7"] == -1 and stored["1"] == 1  # neither the old row nor the first copy is overwritten
+    engine.dispose()
 
 
 def test_unit_of_work_rolls_back_on_error(tmp_path: Path) -> None:

@@ -116,9 +116,10 @@ def _upsert_threads(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
     before = thread_openers(session, earliest)
     table = Thread.__table__  # type: ignore[attr-defined]
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values([
-        {"thread_id": t, "opener_post_id": e.post_id, "opener_author_id": e.author_id, "title": e.title,
-         "created_at": e.created_at} for t, e in earliest.items()])
+    rows = [{"thread_id": t, "opener_post_id": e.post_id, "opener_author_id": e.author_id, "title": e.title,
+             "created_at": e.created_at} for t, e in earliest.items()]
+    # Rows as executemany parameters, not `.values(rows)`: see `db.insert_ignore`.
+    stmt = module.insert(table)
     new = stmt.excluded
     # Ties on time go to the smaller post id in code-point order, as in the batch above (PostgreSQL's "C"
     # collation is code-point order; SQLite compares bytes, which for UTF-8 is the same).
@@ -133,7 +134,7 @@ def _upsert_threads(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
         "title": case((earlier, new.title), else_=table.c.title),
         "created_at": case((earlier, new.created_at), else_=table.c.created_at),
     })
-    session.execute(stmt)
+    session.execute(stmt, rows)
     after = thread_openers(session, earliest)
     return [t for t in earliest if before.get(t) != after.get(t)]
 
@@ -205,7 +206,7 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
         return
     table = Member.__table__  # type: ignore[attr-defined]
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values(list(merged.values()))
+    stmt = module.insert(table)
     new = stmt.excluded
     # Monotonic merges (min, max, newest name wins) make replays and out-of-order batches converge.
     newer = new.last_seen >= table.c.last_seen
@@ -217,7 +218,7 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
         "joined_at": func.coalesce(table.c.joined_at, new.joined_at),
         "is_official": table.c.is_official | new.is_official,
     })
-    session.execute(stmt)
+    session.execute(stmt, list(merged.values()))
 
 
 def store_reactions(session: Session, events: Sequence[ReactionEvent]) -> int:
