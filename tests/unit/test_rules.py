@@ -500,3 +500,11 @@ def test_bias_and_hostility_paraphrases() -> None:
 def test_venting_paraphrases() -> None:
     assert "venting" in labels_of("等配件等了两个月,客服只会背话术,心好累")
     assert "venting" in labels_of("交车一拖再拖,耐心已经耗尽,以后不会再推荐给朋友")
+
+
+def test_thanks_in_reply_to_an_attack_is_vetoed_for_every_model_but_plain_thanks_is_not() -> None:
+    sarcastic = rules.analyze("谢谢啊", "你是不是脑子进水了,这都问")
+    assert "gratitude" in sarcastic.vetoes
+    for content, parent in (("谢谢啊", "先看胎压是不是低于2.3,调到2.5就行"), ("谢谢啊", None),
+                            ("谢谢老哥,调完就好了", "你先冷静一下,我查了手册,调到2.5就行")):
+        assert not rules.analyze(content, parent).vetoes, (content, parent)

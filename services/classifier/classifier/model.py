@@ -126,6 +126,11 @@ class HybridBackend:
             span = np.maximum(1.0 - a.gates, 1e-6)
             lifted = a.thresholds + (1.0 - a.thresholds) * (p1 - a.gates) / span
             probs = np.where(gated, np.maximum(probs, lifted), probs)
+        for i, f in enumerate(feats):
+            for label in f.rule.vetoes:
+                j = LABELS.index(label)
+                # Below its threshold, so `score >= threshold` stays the decision.
+                probs[i, j] = min(probs[i, j], f.rule.scores[label], np.nextafter(a.thresholds[j], 0.0))
         return probs, sparse @ a.component_weights[:h] + dense @ a.component_weights[h:] + a.component_bias
 
     def classify(self, items: Any) -> list[Classification]:

@@ -72,6 +72,10 @@ class RuleResult:
     cues: tuple[str, ...] = ()
     # The normalized post text the rules read, so callers need not normalize it again.
     text: str = ""
+    # Labels the rules rule out on purpose, whatever the words look like (thanks in reply to an insult is
+    # sarcasm): a model combining these scores must not decide them. Such cases are too rare in any corpus
+    # for a statistical model to learn them from data alone.
+    vetoes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1551,10 +1555,12 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
             if not derogatory and _HEDGED_RE.search(s):
                 scan.adjust("hostility", -1.2)  # a measured "不太客观吧" criticises, not attacks
     # Thanks next to an insult, or in reply to one, is sarcasm.
+    vetoes: set[str] = set()
     if insulting:
         scan.adjust("gratitude", -5.0)
     if ctx is not None and ctx.hostile and scan.has("gratitude", "thanks"):
         scan.adjust("gratitude", -5.0)
+        vetoes.add("gratitude")
     if not scan.has("gratitude", "thanks"):
         # Praise or "solved" alone is not thanking anyone.
         scan.adjust("gratitude", -1.0)
@@ -1616,4 +1622,4 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
     if is_ad:
         cues.append("self:ad")
     return RuleResult(scores=scores, evidence=evidence, component=component, conditions=conditions,
-                      cues=tuple(cues), text=s)
+                      cues=tuple(cues), text=s, vetoes=frozenset(vetoes))
