@@ -168,7 +168,13 @@ async def hammer(base: str, token: str, members: int, clients: int, seconds: flo
                 name, path = endpoints[i % len(endpoints)]
                 i += 1
                 t0 = time.perf_counter()
-                response = await client.get(path())
+                try:
+                    response = await client.get(path())
+                except httpx.TransportError:
+                    # A dropped connection is an error to report, not the end of the run (a keep-alive
+                    # connection the server closes as the client reuses it also ends up here).
+                    errors[name] += 1
+                    continue
                 latencies[name].append(time.perf_counter() - t0)
                 if response.status_code not in (200, 404):
                     errors[name] += 1

@@ -34,6 +34,8 @@ class RiskSettings(BaseModel):
 class AlertSettings(BaseModel):
     # How often the community snapshot (risk list, topics, health, gauges, alerts) is recomputed.
     refresh_seconds: float = Field(30.0, gt=0)
+    # The snapshot worker's nice increment (0-19): it is background work, so requests win the CPU from it.
+    worker_niceness: int = Field(10, ge=0, le=19)
     unanswered_venting_hours: float = Field(6.0, gt=0)
 
 

@@ -97,9 +97,14 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
     return Snapshot(now, ranked, levels, topic_view, health, unanswered, nominations)
 
 
-def _exit_with_parent(parent: int) -> None:
+def _init_worker(parent: int, niceness: int) -> None:
     """Worker initializer: leave when the service process is gone (SIGKILL gives it no chance to stop us), so a
-    killed service never leaves a snapshot worker running on its own."""
+    killed service never leaves a snapshot worker running on its own; and yield the CPU to the serving process.
+    At 1M posts a compute takes about half a minute of one core, and at equal priority it took that from the
+    requests that arrived meanwhile (p99 up to 180 ms instead of about 20 on two cores)."""
+    if niceness > 0:
+        os.nice(niceness)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
@@ -261,7 +266,8 @@ class Watcher:
         generation = self._generation
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                             initializer=_init_worker,
+                                             initargs=(os.getpid(), self.settings.alerts.worker_niceness))
         try:
             snap = await asyncio.get_running_loop().run_in_executor(self._pool, compute_in_worker, self.settings, now)
         except BrokenProcessPool:

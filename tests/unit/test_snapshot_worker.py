@@ -1,0 +1,20 @@
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from recognition import watch
+from recognition.config import AlertSettings
+
+
+def _niceness() -> int:
+    return os.nice(0)
+
+
+def test_the_snapshot_worker_yields_the_cpu_to_the_serving_process() -> None:
+    increment = AlertSettings().worker_niceness
+    assert increment > 0
+    mine = os.nice(0)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=watch._init_worker, initargs=(os.getpid(), increment)) as pool:
+        assert pool.submit(_niceness).result(timeout=60) == min(19, mine + increment)
+    assert os.nice(0) == mine  # the serving process keeps its priority
