@@ -191,8 +191,6 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
             raise
 
 
-
-
 def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
                   key: Sequence[str], returning: str | None = None) -> list[Any]:
     """INSERT rows, skipping those whose `key` already exists. Returns the `returning` column of inserted rows."""
