@@ -191,18 +191,22 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def insert_for(session: Session) -> Any:
+    """The `insert` construct of the session's dialect: ON CONFLICT clauses are dialect-specific in SQLAlchemy,
+    and both dialects spell them the same way."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
                   key: Sequence[str], returning: str | None = None) -> list[Any]:
     """INSERT rows, skipping those whose `key` already exists. Returns the `returning` column of inserted rows."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
     # One statement with the rows as executemany parameters: SQLAlchemy compiles it once (cached) and pages
     # the rows into multi-row VALUES under each database's parameter limit ("insertmanyvalues"). Spelling the
     # rows out with `.values([...])` instead compiled a fresh statement per chunk, one bound parameter at a
     # time: two thirds of recognition's write path.
-    stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    stmt = insert_for(session)(table).on_conflict_do_nothing(index_elements=list(key))
     if returning is None:
         session.execute(stmt, list(rows))
         return []

@@ -42,7 +42,8 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: postgres
 
 def test_insert_ignore_pages_many_rows_and_returns_exactly_the_new_ones(any_url: str) -> None:
     # 5,000 rows of 3 columns is beyond SQLite's 999-parameter floor and spans several insertmanyvalues pages;
-    # old keys are spread across the pages and one key repeats inside the call.
+    # old keys are spread across the pages; one key repeats far from its first copy (another page) and one
+    # right next to it (the same page, so the same multi-row VALUES).
     meta = MetaData()
     table = Table("t", meta, Column("id", String, primary_key=True), Column("n", Integer), Column("at", db.UtcDateTime))
     engine = db.make_engine(any_url)
@@ -51,12 +52,19 @@ def test_insert_ignore_pages_many_rows_and_returns_exactly_the_new_ones(any_url:
     with db.unit_of_work(engine) as s:
         db.insert_ignore(s, table, [{"id": str(i), "n": -1, "at": now} for i in range(0, 5000, 7)], key=["id"])
     rows = [{"id": str(i), "n": i, "at": now} for i in range(5000)] + [{"id": "1", "n": 99999, "at": now}]
+    rows.insert(4, {"id": "3", "n": 77777, "at": now})
     with db.unit_of_work(engine) as s:
         new = db.insert_ignore(s, table, rows, key=["id"], returning="id")
         stored = dict(s.execute(select(table.c.id, table.c.n)).all())
     assert sorted(new, key=int) == [str(i) for i in range(5000) if i % 7]
     assert len(stored) == 5000
-    assert stored["7"] == -1 and stored["1"] == 1  # neither the old row nor the first copy is overwritten
+    assert stored["7"] == -1 and stored["1"] == 1 and stored["3"] == 3  # neither old rows nor first copies change
+    # Without RETURNING the rows take another path (the driver's executemany on PostgreSQL).
+    with db.unit_of_work(engine) as s:
+        db.insert_ignore(s, table, [{"id": "x", "n": 1, "at": now}, {"id": "x", "n": 2, "at": now},
+                                    {"id": "7", "n": 3, "at": now}], key=["id"])
+        stored = dict(s.execute(select(table.c.id, table.c.n)).all())
+    assert stored["x"] == 1 and stored["7"] == -1 and len(stored) == 5001
     engine.dispose()
 
 

@@ -18,3 +18,14 @@ def test_the_snapshot_worker_yields_the_cpu_to_the_serving_process() -> None:
                              initializer=watch._init_worker, initargs=(os.getpid(), increment)) as pool:
         assert pool.submit(_niceness).result(timeout=60) == min(19, mine + increment)
     assert os.nice(0) == mine  # the serving process keeps its priority
+
+
+def test_a_worker_that_may_not_lower_its_priority_still_starts(monkeypatch, caplog) -> None:
+    def forbidden(increment: int) -> int:
+        raise PermissionError("nice forbidden here")
+
+    monkeypatch.setattr(os, "nice", forbidden)
+    monkeypatch.setattr(watch.threading, "Thread", lambda **kwargs: type("T", (), {"start": lambda self: None})())
+    with caplog.at_level("WARNING", logger=watch.log.name):
+        watch._init_worker(os.getpid(), 10)
+    assert "os.nice failed" in caplog.text

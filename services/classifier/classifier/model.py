@@ -129,8 +129,9 @@ class HybridBackend:
         for i, f in enumerate(feats):
             for label in f.rule.vetoes:
                 j = LABELS.index(label)
-                # Below its threshold, so `score >= threshold` stays the decision.
-                probs[i, j] = min(probs[i, j], f.rule.scores[label], np.nextafter(a.thresholds[j], 0.0))
+                # Clearly below its threshold, so `score >= threshold` stays the decision and the score, shown
+                # at four decimals, never reads as equal to the threshold.
+                probs[i, j] = min(probs[i, j], f.rule.scores[label], max(a.thresholds[j] - 1e-4, 0.0))
         return probs, sparse @ a.component_weights[:h] + dense @ a.component_weights[h:] + a.component_bias
 
     def classify(self, items: Any) -> list[Classification]:

@@ -1554,7 +1554,9 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
             scan.adjust("hostility", 3.6 if derogatory else 3.2)
             if not derogatory and _HEDGED_RE.search(s):
                 scan.adjust("hostility", -1.2)  # a measured "不太客观吧" criticises, not attacks
-    # Thanks next to an insult, or in reply to one, is sarcasm.
+    # Thanks next to an insult, or in reply to one, is sarcasm. Only the reply case (labels.md's own "谢谢"
+    # after an insult) is vetoed outright; an insult inside the thanking post only lowers the score, because
+    # a post can thank one member and insult another, and the model weighs that better than a rule.
     vetoes: set[str] = set()
     if insulting:
         scan.adjust("gratitude", -5.0)

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import case, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select, update
 
 from ingest.models import AcceptedPost, AcceptedReaction, DeletedMember
@@ -78,8 +77,7 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
     context; remembers the member (by digest) so a re-sent record of theirs is a duplicate. Idempotent.
     Returns counts (never ids) for the log."""
     table = DeletedMember.__table__  # type: ignore[attr-defined]
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
+    stmt = db.insert_for(session)(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
                                          "deleted_at": now}])
     new = stmt.excluded
     session.execute(stmt.on_conflict_do_update(index_elements=["member_key"], set_={

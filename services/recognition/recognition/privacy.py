@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select, update
 
 from recognition import repository
@@ -42,8 +41,7 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 
 def set_opt_out(session: Session, member_id: str, *, opted_out: bool, by: str, now: datetime) -> None:
     table = WellbeingOptOut.__table__  # type: ignore[attr-defined]
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values([{"member_id": member_id, "opted_out": opted_out, "updated_at": now,
+    stmt = db.insert_for(session)(table).values([{"member_id": member_id, "opted_out": opted_out, "updated_at": now,
                                          "updated_by": by}])
     stmt = stmt.on_conflict_do_update(index_elements=["member_id"], set_={
         "opted_out": stmt.excluded.opted_out, "updated_at": stmt.excluded.updated_at,
@@ -131,8 +129,7 @@ def without_deleted(session: Session, posts: Sequence[ClassifiedPostEvent], reac
 
 def _tombstone(session: Session, member_id: str, *, requested_at: datetime, now: datetime) -> None:
     table = DeletedMember.__table__  # type: ignore[attr-defined]
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
+    stmt = db.insert_for(session)(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
                                          "deleted_at": now}])
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(index_elements=["member_key"], set_={

@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, literal
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select, update
 
@@ -115,16 +114,15 @@ def _upsert_threads(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
         return []
     before = thread_openers(session, earliest)
     table = Thread.__table__  # type: ignore[attr-defined]
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     rows = [{"thread_id": t, "opener_post_id": e.post_id, "opener_author_id": e.author_id, "title": e.title,
              "created_at": e.created_at} for t, e in earliest.items()]
     # Rows as executemany parameters, not `.values(rows)`: see `db.insert_ignore`.
-    stmt = module.insert(table)
+    stmt = db.insert_for(session)(table)
     new = stmt.excluded
     # Ties on time go to the smaller post id in code-point order, as in the batch above (PostgreSQL's "C"
     # collation is code-point order; SQLite compares bytes, which for UTF-8 is the same).
     new_id, old_id = new.opener_post_id, table.c.opener_post_id
-    if module is postgresql:
+    if session.get_bind().dialect.name == "postgresql":
         new_id, old_id = new_id.collate("C"), old_id.collate("C")
     earlier = (new.created_at < table.c.created_at) | ((new.created_at == table.c.created_at) & (new_id < old_id))
     # The title is the opener's own, so it never depends on which later post arrived first.
@@ -205,8 +203,7 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
     if not merged:
         return
     table = Member.__table__  # type: ignore[attr-defined]
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table)
+    stmt = db.insert_for(session)(table)
     new = stmt.excluded
     # Monotonic merges (min, max, newest name wins) make replays and out-of-order batches converge.
     newer = new.last_seen >= table.c.last_seen
