@@ -51,7 +51,8 @@ class Config:
     folds: int = 5
     # Weight each class inversely to its frequency in every logistic fit, so a rare label's few positives are not
     # outvoted by thousands of negatives. Chosen, with c=32, by grouped 5-fold out-of-fold macro-F1 on the training
-    # split (0.7993 unweighted at c=16, 0.8043 balanced, 0.8051 balanced at c=32; see bench/README.md).
+    # split (0.7993 unweighted at c=16, 0.8043 balanced, 0.8051 balanced at c=32; see bench/README.md). With parts o
+    # and p added, c from 8 to 128 scores 0.8070-0.8081 (`bench/stage2_c_sweep.py`): flat, so c stays 32.
     balanced: bool = True
     meta: dict[str, object] = field(default_factory=dict)
 
