@@ -49,6 +49,19 @@ class Action(enum.Enum):
     DEAD_LETTER = "dead_letter"
 
 
+class HandlerFailure(Exception):
+    """A handler's failure that happened in another process, already classified there: the original exception
+    and its chain of causes (what `classify` reads) stay in that process; the kind and a description cross."""
+
+    def __init__(self, kind: "Failure", message: str) -> None:
+        super().__init__(kind, message)  # as `args`, so the exception pickles
+        self.kind = kind
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+
 # Kafka refusing one record for its size is about that record, not the broker: retrying it forever would stall
 # the partition, so it takes the unknown-error path (isolation, then the dead-letter topic).
 _RECORD_KAFKA_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
@@ -60,6 +73,8 @@ def classify(error: BaseException) -> Failure:
     and broker errors are TRANSIENT however often they recur."""
     if isinstance(error, PoisonMessage):
         return Failure.POISON
+    if isinstance(error, HandlerFailure):
+        return error.kind
     if db.is_transient(error):
         return Failure.TRANSIENT
     if isinstance(error, _RECORD_KAFKA_ERRORS):

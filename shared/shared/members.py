@@ -49,10 +49,15 @@ def member_key(member_id: str) -> str:
 
 def decode(record: ConsumerRecord) -> MemberDeleted | None:
     """The deletion a record carries; None for other (future) kinds, which a service may ignore."""
-    if record.value is None:
+    return decode_value(record.value)
+
+
+def decode_value(value: bytes | None) -> MemberDeleted | None:
+    """`decode` on a record's value alone (a record does not cross to another process; its value does)."""
+    if value is None:
         raise kafka.PoisonMessage("empty record value")
     try:
-        raw = orjson.loads(record.value)
+        raw = orjson.loads(value)
     except ValueError as exc:
         raise kafka.PoisonMessage("invalid JSON") from exc
     if not isinstance(raw, dict):

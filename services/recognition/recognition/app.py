@@ -4,7 +4,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from recognition import endpoints, models, service, watch
+from recognition import endpoints, models, service, watch, writing
 from recognition.config import RecognitionSettings, get_settings
 from shared import app as base
 from shared import db, kafka, topics
@@ -20,19 +20,22 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         producer = kafka.ManagedProducer(settings.kafka, client_id="recognition",
                                          create_topics=settings.kafka.create_topics)
         watcher = watch.Watcher(engine=database.engine, producer=producer, settings=settings)
+        writer = writing.Writer(engine=database.engine, settings=settings)
         consumer = kafka.ConsumerLoop(
             service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS, topics.MEMBER_EVENTS],
             group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
-            handler=functools.partial(service.handle, engine=database.engine, zone=settings.ledger.zone,
-                                      on_deleted=watcher.forget),
+            handler=functools.partial(service.handle, writer=writer, on_deleted=watcher.forget),
             after=[database.initialized])
         app.state.watcher = watcher
-        async with base.running(app, producer=producer, database=database, consumer=consumer):
-            watcher.start(after=database.initialized)
-            try:
-                yield
-            finally:
-                await watcher.stop()
+        try:
+            async with base.running(app, producer=producer, database=database, consumer=consumer):
+                watcher.start(after=database.initialized)
+                try:
+                    yield
+                finally:
+                    await watcher.stop()
+        finally:
+            writer.close()  # after the consumer has stopped: no batch is in flight
 
     app = base.build(service="recognition", title="Anchor recognition",
                      description="The member ledger and the recognition, burnout-risk, topic and health views.",

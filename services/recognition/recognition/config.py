@@ -39,6 +39,14 @@ class AlertSettings(BaseModel):
     unanswered_venting_hours: float = Field(6.0, gt=0)
 
 
+class WriterSettings(BaseModel):
+    # Decode and write consumed batches in a child process, so their CPU work never holds the interpreter lock
+    # that the service's requests need (see `writing.py`); off: in a thread of the service.
+    process: bool = True
+    # The writer process's nice increment (0-19). 0: ingest throughput and reads share the CPU equally.
+    niceness: int = Field(0, ge=0, le=19)
+
+
 class RecognitionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RECOGNITION_", env_nested_delimiter="__", extra="ignore")
 
@@ -48,6 +56,7 @@ class RecognitionSettings(ServiceSettings):
     ledger: LedgerSettings = LedgerSettings()
     risk: RiskSettings = RiskSettings()
     alerts: AlertSettings = AlertSettings()
+    writer: WriterSettings = WriterSettings()
 
 
 @lru_cache

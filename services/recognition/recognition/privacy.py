@@ -74,8 +74,10 @@ def deleted_since(session: Session, member_ids: Sequence[str], *, since: datetim
 # --- the audit trail ------------------------------------------------------------------------------------------
 
 def record_reads(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), 400):
-        session.execute(insert(WellbeingRead.__table__).values(list(rows[start:start + 400])))  # type: ignore[attr-defined]
+    if rows:
+        # Executemany on one cached statement: a list read writes 50 rows per request, and spelling them out with
+        # `.values(rows)` compiled a new statement each time (a fifth of a wellbeing read's CPU).
+        session.execute(insert(WellbeingRead.__table__), list(rows))  # type: ignore[attr-defined]
     session.flush()
 
 

@@ -1,11 +1,11 @@
 """Consuming classified posts and reactions into the ledger, and reading it back."""
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
@@ -22,6 +22,9 @@ from shared.errors import AnchorError
 from shared.events import Author, Classification, ClassifiedPostEvent, ReactionEvent
 from shared.labels import LABOR_LABELS, RESEARCH_LABELS
 
+if TYPE_CHECKING:
+    from recognition import writing
+
 log = logging.getLogger("anchor.recognition")
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -35,69 +38,100 @@ PIPELINE_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 
 
-def _decode(record: ConsumerRecord, model: type[M]) -> M:
-    if record.value is None:
+def _decode(value: bytes | None, model: type[M]) -> M:
+    if value is None:
         raise kafka.PoisonMessage("empty record value")
     try:
-        return model.model_validate_json(record.value)
+        return model.model_validate_json(value)
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
         raise kafka.PoisonMessage(f"invalid {model.__name__}: {detail}") from exc
 
 
+@dataclass
+class Written:
+    """What writing one batch did, in plain values: it is computed in the writer process and sent back, and the
+    serving process (which owns the metrics, the log and the snapshot) acts on it."""
+
+    poison: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, reason)
+    stored: list[str] = field(default_factory=list)  # post ids newly stored
+    reactions: int = 0  # reactions newly stored
+    latencies: list[float] = field(default_factory=list)  # ingested -> stored, seconds, per newly stored post
+    deletions: list[dict[str, int]] = field(default_factory=list)  # counts per member deletion applied
+
+
 def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[ReactionEvent], zone: tzinfo,
-           deletions: Sequence[members.MemberDeleted] = ()) -> list[str]:
+           deletions: Sequence[members.MemberDeleted] = ()) -> Written:
     now = datetime.now(UTC)
+    written = Written()
     with db.unit_of_work(engine) as session:
         # Content of deleted members that was still in flight (or is replayed) is dropped, never re-stored.
         posts, reactions, _ = privacy.without_deleted(session, posts, reactions)
-        stored = repository.store_posts(session, posts, now=now, zone=zone) if posts else []
-        n_reactions = repository.store_reactions(session, reactions) if reactions else 0
+        written.stored = repository.store_posts(session, posts, now=now, zone=zone) if posts else []
+        written.reactions = repository.store_reactions(session, reactions) if reactions else 0
         # After the batch's posts: a deletion in the same batch as the member's last posts removes them too.
         for deletion in deletions:
-            delete_member(session, deletion, now=now)
-    RECOGNITION_STORED.labels("post").inc(len(stored))
-    RECOGNITION_STORED.labels("reaction").inc(n_reactions)
-    fresh = set(stored)
-    for event in posts:
-        if event.post_id in fresh:
-            PIPELINE_LATENCY.observe(max(0.0, (now - event.ingested_at).total_seconds()))
-    return stored
+            written.deletions.append(_delete(session, deletion, now=now))
+    fresh = set(written.stored)
+    written.latencies = [max(0.0, (now - e.ingested_at).total_seconds()) for e in posts if e.post_id in fresh]
+    return written
 
 
-async def handle(records: list[ConsumerRecord], *, engine: Engine, zone: tzinfo,
-                 on_deleted: Callable[[], None] | None = None) -> kafka.BatchOutcome:
-    outcome = kafka.BatchOutcome()
+def apply(engine: Engine, items: Sequence[tuple[str, bytes | None]], zone: tzinfo) -> Written:
+    """Decodes a batch of (topic, value) records and writes the valid ones in one transaction; undecodable
+    records come back as poison with the reason."""
     posts: list[ClassifiedPostEvent] = []
     reactions: list[ReactionEvent] = []
     deletions: list[members.MemberDeleted] = []
-    for record in records:
+    poison: list[tuple[int, str]] = []
+    for i, (topic, value) in enumerate(items):
         try:
-            if record.topic == topics.CLASSIFIED:
-                posts.append(_decode(record, ClassifiedPostEvent))
-            elif record.topic == topics.REACTIONS:
-                reactions.append(_decode(record, ReactionEvent))
-            elif record.topic == topics.MEMBER_EVENTS:
-                deletion = members.decode(record)
+            if topic == topics.CLASSIFIED:
+                posts.append(_decode(value, ClassifiedPostEvent))
+            elif topic == topics.REACTIONS:
+                reactions.append(_decode(value, ReactionEvent))
+            elif topic == topics.MEMBER_EVENTS:
+                deletion = members.decode_value(value)
                 if deletion is not None:  # other member events are not recognition's business
                     deletions.append(deletion)
             else:
-                raise kafka.PoisonMessage(f"unexpected topic {record.topic}")
+                raise kafka.PoisonMessage(f"unexpected topic {topic}")
         except kafka.PoisonMessage as exc:
-            outcome.poison.append((record, str(exc)))
-    if posts or reactions or deletions:
-        await asyncio.to_thread(_write, engine, posts, reactions, zone, deletions)
-    if deletions and on_deleted is not None:
+            poison.append((i, str(exc)))
+    written = _write(engine, posts, reactions, zone, deletions) if posts or reactions or deletions else Written()
+    written.poison = poison
+    return written
+
+
+def record(written: Written) -> None:
+    """The metrics and log lines of a written batch, in the serving process."""
+    RECOGNITION_STORED.labels("post").inc(len(written.stored))
+    RECOGNITION_STORED.labels("reaction").inc(written.reactions)
+    for seconds in written.latencies:
+        PIPELINE_LATENCY.observe(seconds)
+    for counts in written.deletions:
+        MEMBERS_DELETED.inc()
+        # Counts only: member ids and content are never logged.
+        log.info("member deleted", extra=counts)
+
+
+async def handle(records: list[ConsumerRecord], *, writer: "writing.Writer",
+                 on_deleted: Callable[[], None] | None = None) -> kafka.BatchOutcome:
+    written = await writer.apply([(r.topic, r.value) for r in records])
+    record(written)
+    if written.deletions and on_deleted is not None:
         on_deleted()
-    return outcome
+    return kafka.BatchOutcome(poison=[(records[i], reason) for i, reason in written.poison])
+
+
+def _delete(session: Session, deletion: members.MemberDeleted, *, now: datetime) -> dict[str, int]:
+    return privacy.delete_member(session, deletion.member_id, requested_at=deletion.requested_at.astimezone(UTC),
+                                 now=now)
 
 
 def delete_member(session: Session, deletion: members.MemberDeleted, *, now: datetime) -> None:
-    counts = privacy.delete_member(session, deletion.member_id, requested_at=deletion.requested_at.astimezone(UTC),
-                                   now=now)
-    MEMBERS_DELETED.inc()
-    # Counts only: member ids and content are never logged.
-    log.info("member deleted", extra=counts)
+    """A deletion applied outside a consumed batch (tests, tools); the consumer's go through `apply`."""
+    record(Written(deletions=[_delete(session, deletion, now=now)]))
 
 
 def post_view(*, session: Session, post_id: str) -> PostView:
