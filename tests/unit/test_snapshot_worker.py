@@ -1,5 +1,6 @@
 import multiprocessing
 import os
+import types
 from concurrent.futures import ProcessPoolExecutor
 
 from recognition import watch
@@ -25,7 +26,10 @@ def test_a_worker_that_may_not_lower_its_priority_still_starts(monkeypatch, capl
         raise PermissionError("nice forbidden here")
 
     monkeypatch.setattr(os, "nice", forbidden)
-    monkeypatch.setattr(watch.threading, "Thread", lambda **kwargs: type("T", (), {"start": lambda self: None})())
+    # No parent-watch thread in the test process (a stand-in module, not a patched global), and a parent id that
+    # is pytest's own parent, so even a real watch thread would never exit the test run.
+    monkeypatch.setattr(watch, "threading", types.SimpleNamespace(
+        Thread=lambda **kwargs: types.SimpleNamespace(start=lambda: None)))
     with caplog.at_level("WARNING", logger=watch.log.name):
-        watch._init_worker(os.getpid(), 10)
+        watch._init_worker(os.getppid(), 10)
     assert "os.nice failed" in caplog.text

@@ -1,7 +1,9 @@
 import asyncio
+import multiprocessing
 import os
 import pickle
 import signal
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,7 +76,7 @@ def test_a_database_outage_in_the_writer_process_is_transient(tmp_path: Path) ->
     assert "no such table" in failure.value.message
 
 
-def test_a_killed_writer_process_fails_its_batch_and_a_new_one_takes_the_next(tmp_path: Path) -> None:
+def test_a_killed_writer_is_replaced_and_the_batch_retried_in_the_new_one(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     engine = db.make_engine(settings.database.url)
     db.create_schema(engine, models.SQLModel.metadata)
@@ -86,16 +88,44 @@ def test_a_killed_writer_process_fails_its_batch_and_a_new_one_takes_the_next(tm
         assert (await writer.apply(_items(t))).stored == [first]
         assert writer._pool is not None
         (pid,) = writer._pool._processes  # type: ignore[attr-defined]
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)  # between batches, as the OOM killer would
         await asyncio.sleep(0.5)
-        with pytest.raises(kafka.HandlerFailure) as failure:
-            await writer.apply(_items(t))
-        assert failure.value.kind is kafka.Failure.UNKNOWN
-        t.events.clear()
         second = t.post(t.member("b"), ["welcome"], at=days_ago(1))
-        assert (await writer.apply(_items(t))).stored == [second]
+        written = await writer.apply(_items(t))  # the redelivered first post and a new one
+        assert written.stored == [second]
+        assert writer._pool is not None and pid not in writer._pool._processes  # type: ignore[attr-defined]
 
     try:
         asyncio.run(scenario())
     finally:
         writer.close()
+    with pytest.raises(kafka.HandlerFailure) as closed:
+        asyncio.run(writer.apply(_items(t)))
+    assert closed.value.kind is kafka.Failure.TRANSIENT
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+class _DyingWriter(writing.Writer):
+    """A writer whose every process dies before it can write: what a batch that kills the writer looks like."""
+
+    def _start(self) -> ProcessPoolExecutor:
+        self.started += 1
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_die)
+
+
+def test_a_writer_that_dies_twice_on_a_batch_is_an_unknown_failure(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    t = Timeline(None, "d")
+    t.post(t.member("a"), ["welcome"], at=days_ago(1))
+    writer = _DyingWriter(engine=db.make_engine(settings.database.url), settings=settings)
+    writer.started = 0  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(kafka.HandlerFailure) as failure:
+            asyncio.run(writer.apply(_items(t)))
+    finally:
+        writer.close()
+    assert failure.value.kind is kafka.Failure.UNKNOWN
+    assert writer.started == 2  # type: ignore[attr-defined]

@@ -77,8 +77,8 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
     context; remembers the member (by digest) so a re-sent record of theirs is a duplicate. Idempotent.
     Returns counts (never ids) for the log."""
     table = DeletedMember.__table__  # type: ignore[attr-defined]
-    stmt = db.insert_for(session)(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
-                                         "deleted_at": now}])
+    stmt = db.insert_for(session)(table).values([{"member_key": member_key(member_id),
+                                                  "requested_at": requested_at, "deleted_at": now}])
     new = stmt.excluded
     session.execute(stmt.on_conflict_do_update(index_elements=["member_key"], set_={
         "requested_at": case((new.requested_at > table.c.requested_at, new.requested_at),

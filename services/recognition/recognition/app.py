@@ -1,3 +1,4 @@
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
                 finally:
                     await watcher.stop()
         finally:
-            writer.close()  # after the consumer has stopped: no batch is in flight
+            await asyncio.to_thread(writer.close)  # after the consumer has stopped: no batch is in flight
 
     app = base.build(service="recognition", title="Anchor recognition",
                      description="The member ledger and the recognition, burnout-risk, topic and health views.",

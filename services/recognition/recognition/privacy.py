@@ -41,8 +41,8 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 
 def set_opt_out(session: Session, member_id: str, *, opted_out: bool, by: str, now: datetime) -> None:
     table = WellbeingOptOut.__table__  # type: ignore[attr-defined]
-    stmt = db.insert_for(session)(table).values([{"member_id": member_id, "opted_out": opted_out, "updated_at": now,
-                                         "updated_by": by}])
+    stmt = db.insert_for(session)(table).values([{"member_id": member_id, "opted_out": opted_out,
+                                                  "updated_at": now, "updated_by": by}])
     stmt = stmt.on_conflict_do_update(index_elements=["member_id"], set_={
         "opted_out": stmt.excluded.opted_out, "updated_at": stmt.excluded.updated_at,
         "updated_by": stmt.excluded.updated_by})
@@ -131,8 +131,8 @@ def without_deleted(session: Session, posts: Sequence[ClassifiedPostEvent], reac
 
 def _tombstone(session: Session, member_id: str, *, requested_at: datetime, now: datetime) -> None:
     table = DeletedMember.__table__  # type: ignore[attr-defined]
-    stmt = db.insert_for(session)(table).values([{"member_key": member_key(member_id), "requested_at": requested_at,
-                                         "deleted_at": now}])
+    stmt = db.insert_for(session)(table).values([{"member_key": member_key(member_id),
+                                                  "requested_at": requested_at, "deleted_at": now}])
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(index_elements=["member_key"], set_={
         "requested_at": case((new.requested_at > table.c.requested_at, new.requested_at),

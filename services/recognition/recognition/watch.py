@@ -106,7 +106,7 @@ def _init_worker(parent: int, niceness: int) -> None:
         try:
             os.nice(niceness)
         except OSError as error:  # a platform or sandbox that forbids it: snapshots at equal priority still work
-            log.warning("snapshot worker keeps its priority: os.nice failed (%s)", error)
+            log.warning("%s keeps its priority: os.nice failed (%s)", multiprocessing.current_process().name, error)
 
     def watch() -> None:
         while os.getppid() == parent:
