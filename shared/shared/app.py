@@ -75,7 +75,7 @@ async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db
             await database.stop()
 
 
-def database_ready(request: Request) -> None:
+async def database_ready(request: Request) -> None:
     """Router dependency: 503 until the service's database schema exists (it is created in the background)."""
     database = getattr(request.app.state, "database", None)
     if database is None or not database.initialized.is_set():

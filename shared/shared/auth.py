@@ -42,18 +42,30 @@ class TokenRegistry:
 _bearer = HTTPBearer(auto_error=False, description="Bearer token configured in the service's AUTH__TOKENS")
 
 
+def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    registry: TokenRegistry = request.app.state.tokens
+    principal = registry.authenticate(credentials.credentials) if credentials else None
+    if principal is None:
+        raise AnchorError(401, "unauthorized", "a valid bearer token is required",
+                          headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+async def authenticated(request: Request,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Router dependency, before any other: a caller without a valid token learns nothing else (not even that
+    the database is down). Async, like `require`'s check: no I/O, so no hop to a worker thread."""
+    _principal(request, credentials)
+
+
 def require(scope: Scope):
     """Dependency: the request carries a known token that has `scope` (401 otherwise, 403 without the scope)."""
 
-    def check(
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        registry: TokenRegistry = request.app.state.tokens
-        principal = registry.authenticate(credentials.credentials) if credentials else None
-        if principal is None:
-            raise AnchorError(401, "unauthorized", "a valid bearer token is required",
-                              headers={"WWW-Authenticate": "Bearer"})
+        principal = _principal(request, credentials)
         if scope not in principal.scopes:
             raise AnchorError(403, "forbidden", f"the token lacks the '{scope}' scope")
         return principal

@@ -88,3 +88,29 @@ def test_the_scope_a_route_needs_is_readable_from_its_dependencies() -> None:
 
     found = {route.path: auth.required_scopes(route.dependant) for route in app.routes if hasattr(route, "dependant")}
     assert found["/a"] == {"wellbeing"} and found["/b"] == set()
+
+
+@pytest.mark.parametrize("service", ["ingest", "recognition"])
+def test_a_caller_without_a_valid_token_learns_nothing_about_the_database(service: str) -> None:
+    # No lifespan has run, so the database is "not available yet": a valid token gets that 503, an invalid or
+    # missing one only the 401.
+    from fastapi.testclient import TestClient
+
+    if service == "ingest":
+        from ingest.app import create_app
+        from ingest.config import IngestSettings as Settings
+        method, path = "POST", "/v1/posts"
+    else:
+        from recognition.app import create_app
+        from recognition.config import RecognitionSettings as Settings
+        method, path = "GET", "/v1/posts/p-1"
+    settings = Settings.model_validate({"auth": {"tokens": [{"name": "ops", "token": "s3cret",
+                                                             "scopes": ["read", "ingest"]}]}})
+    client = TestClient(create_app(settings))
+    body = {"json": {"posts": []}} if method == "POST" else {}
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = client.request(method, path, headers=headers, **body)
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    response = client.request(method, path, headers={"Authorization": "Bearer s3cret"}, **body)
+    assert response.status_code == 503, response.text

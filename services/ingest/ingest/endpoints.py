@@ -8,7 +8,7 @@ from shared import app as base
 from shared import auth, errors, events, members, ratelimit
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE,
-                   dependencies=[Depends(base.database_ready)])
+                   dependencies=[Depends(auth.authenticated), Depends(base.database_ready)])
 Ingest = Annotated[auth.Principal, Depends(auth.require("ingest"))]
 Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=events.ID_PATTERN)]

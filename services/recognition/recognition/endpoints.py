@@ -15,7 +15,7 @@ from shared import auth, db, errors, events, members
 
 router = APIRouter(prefix="/v1", tags=["recognition"],
                    responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND,
-                   dependencies=[Depends(base.database_ready)])
+                   dependencies=[Depends(auth.authenticated), Depends(base.database_ready)])
 Read = Annotated[auth.Principal, Depends(auth.require("read"))]
 Wellbeing = Annotated[auth.Principal, Depends(auth.require("wellbeing"))]
 Recognize = Annotated[auth.Principal, Depends(auth.require("recognize"))]
