@@ -199,6 +199,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=0.0,
                         help="requests per second per client (0: closed loop, as fast as answers come back)")
+    parser.add_argument("--closed-seconds", type=float, default=None,
+                        help="length of the closed-loop phase (default: --seconds; 0 skips it)")
+    parser.add_argument("--refresh-seconds", type=float, default=None,
+                        help="the service's community snapshot period (RECOGNITION_ALERTS__REFRESH_SECONDS; "
+                             "default: the service's own, 30 s)")
+    parser.add_argument("--log", type=Path, default=None, help="keep the service's log here (default: discarded)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the JSON result (default: bench/results/recognition_<db>.json)")
     parser.add_argument("--data", type=Path, default=None,
                         help="keep the loaded database in this folder and reuse it on the next run with the same "
                              "--db/--posts/--members (the load is most of the run's time)")
@@ -244,8 +252,10 @@ def main() -> None:
             service = processes.service(
                 "recognition", port=ports["recognition"], bootstrap=f"127.0.0.1:{ports['broker']}",
                 tokens=[{"name": "bench", "token": token, "scopes": ["read", "wellbeing"]}], database_url=url,
-                log_path=Path(tmp) / "recognition.log",
-                extra_env={"RECOGNITION_DATABASE__POOL_SIZE": "20", "RECOGNITION_LOG_LEVEL": "WARNING"})
+                log_path=args.log or Path(tmp) / "recognition.log",
+                extra_env={"RECOGNITION_DATABASE__POOL_SIZE": "20", "RECOGNITION_LOG_LEVEL": "WARNING",
+                           **({"RECOGNITION_ALERTS__REFRESH_SECONDS": f"{args.refresh_seconds:g}"}
+                              if args.refresh_seconds else {})})
             service.start()
             base = f"http://127.0.0.1:{ports['recognition']}"
             try:
@@ -261,8 +271,10 @@ def main() -> None:
                         raise SystemExit("no snapshot after 30 minutes")
                     time.sleep(1)
                 snapshot_s = time.perf_counter() - t0
-                print(f"first snapshot after {snapshot_s:.0f}s; {args.clients} clients for {args.seconds:.0f}s ...")
-                result = asyncio.run(hammer(base, token, args.members, args.clients, args.seconds))
+                closed_s = args.seconds if args.closed_seconds is None else args.closed_seconds
+                print(f"first snapshot after {snapshot_s:.0f}s; {args.clients} clients, closed loop for "
+                      f"{closed_s:.0f}s, then paced for {args.seconds:.0f}s ...", flush=True)
+                result = asyncio.run(hammer(base, token, args.members, args.clients, closed_s)) if closed_s else {}
                 paced = asyncio.run(hammer(base, token, args.members, args.clients, args.seconds, rate=args.rate or 10))
                 snap_line = [x for x in httpx.get(f"{base}/metrics").text.splitlines()
                              if x.startswith("anchor_recognition_snapshot_seconds_")]
@@ -275,12 +287,15 @@ def main() -> None:
             elif cluster is not None:
                 cluster.stop()
     report = {"database": args.db, "members": args.members, **loaded, "clients": args.clients,
-              "seconds": args.seconds, "first_snapshot_wait_s": round(snapshot_s, 1), "closed_loop": result,
+              "seconds": args.seconds, "closed_loop_seconds": closed_s,
+              "snapshot_refresh_seconds": args.refresh_seconds or 30.0,
+              "first_snapshot_wait_s": round(snapshot_s, 1), "closed_loop": result,
               "paced": {"requests_per_second_per_client": args.rate or 10, "endpoints": paced},
               "snapshot_metrics": snap_line, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"recognition_{args.db}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (args.out or RESULTS / f"recognition_{args.db}.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     for title, table in (("closed loop", result), (f"paced, {args.rate or 10:g} requests/s per client", paced)):
         print(f"{title}: {args.clients} clients")
         print(f"{'endpoint':<18} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")

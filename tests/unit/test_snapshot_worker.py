@@ -33,3 +33,23 @@ def test_a_worker_that_may_not_lower_its_priority_still_starts(monkeypatch, capl
     with caplog.at_level("WARNING", logger=watch.log.name):
         watch._init_worker(os.getppid(), 10)
     assert "os.nice failed" in caplog.text
+
+
+def test_long_computes_stretch_the_period_so_the_snapshot_takes_at_most_its_share_of_the_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from recognition.config import RecognitionSettings
+
+    settings = RecognitionSettings.model_validate({"alerts": {"refresh_seconds": 30, "max_busy_share": 0.1}})
+    watcher = watch.Watcher(engine=None, producer=None, settings=settings)  # type: ignore[arg-type]
+    watcher.compute_seconds = 0.5  # a small community: the configured period
+    assert watcher.period() == 30
+    watcher.compute_seconds = 26.0  # 1M posts: 26 s of compute, then 234 s of rest
+    assert abs(watcher.period() - 234.0) < 1e-9
+    assert watcher.compute_seconds / (watcher.compute_seconds + watcher.period()) <= 0.1 + 1e-9
+    # The snapshot still stands for "now" for as long as the next one can take to arrive, and not forever.
+    now = datetime.now(UTC)
+    watcher.latest = types.SimpleNamespace(as_of=now - timedelta(seconds=400))  # type: ignore[assignment]
+    assert watcher.fresh(now) is watcher.latest
+    watcher.latest = types.SimpleNamespace(as_of=now - timedelta(seconds=600))  # type: ignore[assignment]
+    assert watcher.fresh(now) is None

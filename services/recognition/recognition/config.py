@@ -34,6 +34,10 @@ class RiskSettings(BaseModel):
 class AlertSettings(BaseModel):
     # How often the community snapshot (risk list, topics, health, gauges, alerts) is recomputed.
     refresh_seconds: float = Field(30.0, gt=0)
+    # The most of the wall time computing the snapshot may take: after a compute of c seconds the next one waits
+    # at least c * (1 - share) / share. A large community then refreshes less often by itself (1M posts: a 26 s
+    # compute, about 4 minutes apart) instead of computing all the time and slowing every read.
+    max_busy_share: float = Field(0.1, gt=0, le=1)
     # The snapshot worker's nice increment (0-19): it is background work, so requests win the CPU from it.
     worker_niceness: int = Field(10, ge=0, le=19)
     unanswered_venting_hours: float = Field(6.0, gt=0)

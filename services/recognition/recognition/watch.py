@@ -40,6 +40,8 @@ SNAPSHOT_SECONDS = Histogram("anchor_recognition_snapshot_seconds", "Time to com
                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
 SNAPSHOT_AT = Gauge("anchor_recognition_snapshot_timestamp_seconds", "When the last snapshot was computed")
 SNAPSHOT_FAILURES = Counter("anchor_recognition_snapshot_failures_total", "Snapshots that failed")
+SNAPSHOT_PERIOD = Gauge("anchor_recognition_snapshot_period_seconds",
+                        "The wait before the next snapshot: the refresh period, longer when computes are long")
 HEALTH_FIGURES = ("venting_posts", "venting_answered_with_empathy_share", "empathy_reply_minutes_median",
                   "newcomer_questions", "newcomer_questions_answered_share", "hostility_rate", "labor_top5_share",
                   "members_doing_half_of_labor", "members_high_risk_or_above")
@@ -244,11 +246,17 @@ class Watcher:
         self._generation += 1
         self.latest = None
 
+    def period(self) -> float:
+        """Seconds to wait before the next compute: the refresh period, or longer when computes are long, so they
+        take at most `max_busy_share` of the time."""
+        share = self.settings.alerts.max_busy_share
+        return max(self.settings.alerts.refresh_seconds, self.compute_seconds * (1.0 - share) / share)
+
     def fresh(self, now: datetime) -> Snapshot | None:
         """The latest snapshot if it is recent enough to stand for "now"."""
         snap = self.latest
-        # A snapshot is replaced one compute time after the refresh period: allow for both, twice over.
-        limit = timedelta(seconds=2 * (self.settings.alerts.refresh_seconds + self.compute_seconds) + 5)
+        # A snapshot is replaced one compute time after the period: allow for both, twice over.
+        limit = timedelta(seconds=2 * (self.period() + self.compute_seconds) + 5)
         return snap if snap is not None and now - snap.as_of <= limit else None
 
     async def _run(self, after: asyncio.Event) -> None:
@@ -261,7 +269,9 @@ class Watcher:
             except Exception as exc:
                 SNAPSHOT_FAILURES.inc()
                 log.warning("snapshot failed", extra={"error": repr(exc)})
-            await asyncio.sleep(self.settings.alerts.refresh_seconds)
+            period = self.period()
+            SNAPSHOT_PERIOD.set(period)
+            await asyncio.sleep(period)
 
     async def tick(self, now: datetime | None = None) -> Snapshot:
         now = now or datetime.now(UTC)
