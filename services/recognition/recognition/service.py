@@ -130,7 +130,8 @@ def _delete(session: Session, deletion: members.MemberDeleted, *, now: datetime)
 
 
 def delete_member(session: Session, deletion: members.MemberDeleted, *, now: datetime) -> None:
-    """A deletion applied outside a consumed batch (tests, tools); the consumer's go through `apply`."""
+    """A deletion applied outside a consumed batch (the DELETE endpoint applies it at once); the consumer's go
+    through `apply`."""
     record(Written(deletions=[_delete(session, deletion, now=now)]))
 
 

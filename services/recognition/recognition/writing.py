@@ -23,6 +23,7 @@ from recognition.config import RecognitionSettings
 from shared import db, kafka
 
 _engines: dict[str, Engine] = {}  # the writer process's own engine, per database URL
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _init_writer(parent: int, niceness: int) -> None:
@@ -36,9 +37,6 @@ def _init_writer(parent: int, niceness: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def apply_in_worker(settings: RecognitionSettings, items: Sequence[tuple[str, bytes | None]]) -> service.Written:
