@@ -31,6 +31,7 @@ import httpx
 
 from devstack import postgres, processes
 from recognition import models, repository
+from recognition.config import AlertSettings
 from shared import db
 from shared.events import ClassifiedPostEvent, ReactionEvent
 
@@ -288,7 +289,7 @@ def main() -> None:
                 cluster.stop()
     report = {"database": args.db, "members": args.members, **loaded, "clients": args.clients,
               "seconds": args.seconds, "closed_loop_seconds": closed_s,
-              "snapshot_refresh_seconds": args.refresh_seconds or 30.0,
+              "snapshot_refresh_seconds": args.refresh_seconds or AlertSettings().refresh_seconds,
               "first_snapshot_wait_s": round(snapshot_s, 1), "closed_loop": result,
               "paced": {"requests_per_second_per_client": args.rate or 10, "endpoints": paced},
               "snapshot_metrics": snap_line, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

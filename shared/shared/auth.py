@@ -42,7 +42,12 @@ class TokenRegistry:
 _bearer = HTTPBearer(auto_error=False, description="Bearer token configured in the service's AUTH__TOKENS")
 
 
-def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+async def authenticated(request: Request,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The caller's principal (401 without a known token). Also a router dependency, before any other: a caller
+    without a valid token then learns nothing else (not even that the database is down). FastAPI caches it per
+    request, so a route's `require` reuses this result instead of authenticating again. Async: no I/O, so no
+    hop to a worker thread."""
     registry: TokenRegistry = request.app.state.tokens
     principal = registry.authenticate(credentials.credentials) if credentials else None
     if principal is None:
@@ -51,21 +56,10 @@ def _principal(request: Request, credentials: HTTPAuthorizationCredentials | Non
     return principal
 
 
-async def authenticated(request: Request,
-                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    """Router dependency, before any other: a caller without a valid token learns nothing else (not even that
-    the database is down). Async, like `require`'s check: no I/O, so no hop to a worker thread."""
-    _principal(request, credentials)
-
-
 def require(scope: Scope):
     """Dependency: the request carries a known token that has `scope` (401 otherwise, 403 without the scope)."""
 
-    async def check(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
-        principal = _principal(request, credentials)
+    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if scope not in principal.scopes:
             raise AnchorError(403, "forbidden", f"the token lacks the '{scope}' scope")
         return principal

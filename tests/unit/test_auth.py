@@ -112,5 +112,10 @@ def test_a_caller_without_a_valid_token_learns_nothing_about_the_database(servic
         response = client.request(method, path, headers=headers, **body)
         assert response.status_code == 401, response.text
         assert response.headers["WWW-Authenticate"] == "Bearer"
+    registry = client.app.state.tokens  # type: ignore[attr-defined]
+    calls = []
+    authenticate = registry.authenticate
+    registry.authenticate = lambda presented: calls.append(presented) or authenticate(presented)
     response = client.request(method, path, headers={"Authorization": "Bearer s3cret"}, **body)
     assert response.status_code == 503, response.text
+    assert len(calls) == 1  # the router's check and the route's scope check share one authentication
