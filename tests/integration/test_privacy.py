@@ -7,6 +7,7 @@ write timelines into recognition's real database through its own write path."""
 import asyncio
 import itertools
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,17 @@ def test_every_burnout_risk_read_is_audited_with_the_readers_token_name(stack: S
     assert len([r for r in mine if r["endpoint"] == "list"]) >= 3
     assert not [r for r in rows if r["member_id"] == unknown]
     assert stack.token not in trail.text and READER_TOKEN not in trail.text
+    if "recognition" not in stack.database_urls:  # SQLite: the trail is a file of its own, beside the ledger's
+        audit = sqlite3.connect(stack.data_dir / "recognition-audit.db")
+        ledger = sqlite3.connect(stack.data_dir / "recognition.db")
+        try:
+            stored = audit.execute("SELECT count(*) FROM rec_wellbeing_reads WHERE member_id = ?", (member,))
+            assert stored.fetchone()[0] == len(mine)
+            tables = {name for (name,) in ledger.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            assert "rec_posts" in tables and "rec_wellbeing_reads" not in tables
+        finally:
+            audit.close()
+            ledger.close()
 
     bad = client.get(f"{base}/v1/audit/wellbeing-reads", params={"since": now.isoformat(),
                                                                "until": (now - timedelta(days=1)).isoformat()})

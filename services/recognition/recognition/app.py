@@ -16,18 +16,25 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = db.Database(settings.database.url, models.SQLModel.metadata, pool_size=settings.database.pool_size,
+        separate = settings.audit_url != settings.database.url
+        database = db.Database(settings.database.url, models.LEDGER if separate else models.EVERYTHING,
+                               pool_size=settings.database.pool_size,
                                statement_timeout_s=settings.database.statement_timeout_s)
+        audit = db.Database(settings.audit_url, models.AUDIT, pool_size=settings.database.pool_size,
+                            statement_timeout_s=settings.database.statement_timeout_s) if separate else None
         producer = kafka.ManagedProducer(settings.kafka, client_id="recognition",
                                          create_topics=settings.kafka.create_topics)
         watcher = watch.Watcher(engine=database.engine, producer=producer, settings=settings)
-        writer = writing.Writer(engine=database.engine, settings=settings)
+        writer = writing.Writer(engine=database.engine, audit_engine=(audit or database).engine, settings=settings)
         consumer = kafka.ConsumerLoop(
             service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS, topics.MEMBER_EVENTS],
             group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
             handler=functools.partial(service.handle, writer=writer, on_deleted=watcher.forget),
-            after=[database.initialized])
+            after=[database.initialized, (audit or database).initialized])  # a deletion erases audit rows too
         app.state.watcher = watcher
+        app.state.audit = audit or database
+        if audit is not None:
+            audit.start()
         try:
             async with base.running(app, producer=producer, database=database, consumer=consumer):
                 watcher.start(after=database.initialized)
@@ -37,6 +44,8 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
                     await watcher.stop()
         finally:
             await asyncio.to_thread(writer.close)  # after the consumer has stopped: no batch is in flight
+            if audit is not None:
+                await audit.stop()
 
     app = base.build(service="recognition", title="Anchor recognition",
                      description="The member ledger and the recognition, burnout-risk, topic and health views.",

@@ -33,10 +33,12 @@ def _as_of(value: datetime | None) -> datetime:
     return (value or datetime.now(UTC)).astimezone(UTC)
 
 
-async def _read(request: Request, work: Callable[..., T], **kwargs: object) -> T:
-    """Runs a service read in a worker thread inside one unit of work."""
+async def _read(request: Request, work: Callable[..., T], *, audit: bool = False, **kwargs: object) -> T:
+    """Runs a service read in a worker thread inside one unit of work (on the audit trail's database if `audit`)."""
+    engine = request.app.state.audit.engine if audit else request.app.state.engine
+
     def run() -> T:
-        with db.unit_of_work(request.app.state.engine) as session:
+        with db.unit_of_work(engine) as session:
             return work(session=session, **kwargs)
 
     return await asyncio.to_thread(run)
@@ -92,7 +94,8 @@ async def _audited(request: Request, principal: auth.Principal, endpoint: str, a
                    work: Callable[[Session], tuple[T, list[str]]]) -> T:
     """A burnout-risk read, answered only once who read whose risk is in the audit trail (503 otherwise)."""
     return await asyncio.to_thread(service.audited, request.app.state.engine, work, reader=principal.name,
-                                   endpoint=endpoint, as_of=as_of.astimezone(UTC) if as_of else None)
+                                   endpoint=endpoint, as_of=as_of.astimezone(UTC) if as_of else None,
+                                   audit_engine=request.app.state.audit.engine)
 
 
 @router.get("/members/{member_id}/burnout-risk", response_model=s.BurnoutRisk,
@@ -220,7 +223,7 @@ async def put_wellbeing_opt_out(member_id: IdPath, body: Annotated[s.OptOutIn, B
 async def get_wellbeing_reads(request: Request, _: Admin, since: Window = None, until: Window = None,
                               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> s.WellbeingReads:
     start, end = _window(since, until, days=AUDIT_DAYS)
-    return await _read(request, service.wellbeing_reads, since=start, until=end, limit=limit)
+    return await _read(request, service.wellbeing_reads, audit=True, since=start, until=end, limit=limit)
 
 
 AUDIT_DAYS = 30  # the default window of the audit trail
@@ -232,6 +235,8 @@ async def delete_member(member_id: IdPath, request: Request, principal: Admin) -
     # Published first, so every service (this one's consumer too) applies it even if this process dies now;
     # then applied here at once, so this service's reads no longer show the member when the 202 arrives.
     event = await members.publish_deletion(request.app.state.kafka, member_id, requested_by=principal.name)
-    await _read(request, service.delete_member, deletion=event, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    await _read(request, service.delete_member, deletion=event, now=now)
+    await asyncio.to_thread(service.forget_reads, request.app.state.audit.engine, [event], now=now)
     _forget_snapshot(request)
     return members.DeletionAccepted(member_id=member_id, event_id=event.event_id, requested_at=event.requested_at)

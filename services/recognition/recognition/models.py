@@ -3,7 +3,7 @@ writes nothing new (at-least-once delivery, counted once)."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, MetaData
 from sqlmodel import Field, SQLModel
 
 from shared.db import UtcDateTime
@@ -176,3 +176,18 @@ class DeletedMember(SQLModel, table=True):
     member_key: str = Field(primary_key=True, max_length=64)
     requested_at: datetime = _at()
     deleted_at: datetime = _at()
+
+
+def _metadata(*tables: type[SQLModel]) -> MetaData:
+    found = MetaData()
+    for table in tables:
+        table.__table__.to_metadata(found)  # type: ignore[attr-defined]
+    return found
+
+
+# The service's tables, and the audit trail's on its own (it may live in a database of its own: AuditSettings).
+_LEDGER_TABLES = (StoredPost, PostLabel, Thread, Member, StoredReaction, Acknowledgement, AlertState, WellbeingOptOut,
+                  DeletedMember)
+LEDGER = _metadata(*_LEDGER_TABLES)
+AUDIT = _metadata(WellbeingRead)
+EVERYTHING = _metadata(*_LEDGER_TABLES, WellbeingRead)

@@ -88,6 +88,13 @@ def reads(session: Session, *, since: datetime, until: datetime, limit: int) -> 
     return list(session.exec(stmt).all())
 
 
+def forget_reads(session: Session, member_id: str, *, now: datetime) -> int:
+    """A deleted member's rows of the audit trail (a session on the audit database: `AuditSettings`): every read
+    of their risk until now was a read of the erased history."""
+    return int(session.exec(delete(WellbeingRead).where(  # type: ignore[call-overload]
+        col(WellbeingRead.member_id) == member_id, col(WellbeingRead.read_at) <= now)).rowcount or 0)
+
+
 # --- deletion -------------------------------------------------------------------------------------------------
 
 def tombstones(session: Session, member_ids: Iterable[str]) -> dict[str, datetime]:
@@ -186,9 +193,6 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
     session.exec(delete(AlertState).where(col(AlertState.alert_key) == f"risk:{member_id}"))  # type: ignore[call-overload]
     session.exec(delete(WellbeingOptOut).where(  # type: ignore[call-overload]
         col(WellbeingOptOut.member_id) == member_id, col(WellbeingOptOut.updated_at) <= requested_at))
-    # Every read of their risk until now was a read of the erased history.
-    session.exec(delete(WellbeingRead).where(  # type: ignore[call-overload]
-        col(WellbeingRead.member_id) == member_id, col(WellbeingRead.read_at) <= now))
     session.exec(delete(Member).where(col(Member.member_id) == member_id))  # type: ignore[call-overload]
     return {"posts": len(own), "replies_detached": len(replies), "reactions": int(reactions or 0),
             "acknowledgements": int(acks or 0)}

@@ -61,7 +61,7 @@ class Written:
 
 
 def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[ReactionEvent], zone: tzinfo,
-           deletions: Sequence[members.MemberDeleted] = ()) -> Written:
+           deletions: Sequence[members.MemberDeleted] = (), audit_engine: Engine | None = None) -> Written:
     now = datetime.now(UTC)
     written = Written()
     with db.unit_of_work(engine) as session:
@@ -72,12 +72,17 @@ def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[Rea
         # After the batch's posts: a deletion in the same batch as the member's last posts removes them too.
         for deletion in deletions:
             written.deletions.append(_delete(session, deletion, now=now))
+    if deletions:
+        # The audit trail may be a database of its own, so it is erased in a transaction of its own, after the
+        # ledger: if this one fails, the batch is retried, and applying a deletion again is harmless.
+        forget_reads(audit_engine or engine, deletions, now=now)
     fresh = set(written.stored)
     written.latencies = [max(0.0, (now - e.ingested_at).total_seconds()) for e in posts if e.post_id in fresh]
     return written
 
 
-def apply(engine: Engine, items: Sequence[tuple[str, bytes | None]], zone: tzinfo) -> Written:
+def apply(engine: Engine, items: Sequence[tuple[str, bytes | None]], zone: tzinfo,
+          audit_engine: Engine | None = None) -> Written:
     """Decodes a batch of (topic, value) records and writes the valid ones in one transaction; undecodable
     records come back as poison with the reason."""
     posts: list[ClassifiedPostEvent] = []
@@ -98,7 +103,8 @@ def apply(engine: Engine, items: Sequence[tuple[str, bytes | None]], zone: tzinf
                 raise kafka.PoisonMessage(f"unexpected topic {topic}")
         except kafka.PoisonMessage as exc:
             poison.append((i, str(exc)))
-    written = _write(engine, posts, reactions, zone, deletions) if posts or reactions or deletions else Written()
+    written = (_write(engine, posts, reactions, zone, deletions, audit_engine) if posts or reactions or deletions
+               else Written())
     written.poison = poison
     return written
 
@@ -129,9 +135,15 @@ def _delete(session: Session, deletion: members.MemberDeleted, *, now: datetime)
                                  now=now)
 
 
+def forget_reads(audit_engine: Engine, deletions: Sequence[members.MemberDeleted], *, now: datetime) -> None:
+    with db.unit_of_work(audit_engine) as session:
+        for deletion in deletions:
+            privacy.forget_reads(session, deletion.member_id, now=now)
+
+
 def delete_member(session: Session, deletion: members.MemberDeleted, *, now: datetime) -> None:
-    """A deletion applied outside a consumed batch (the DELETE endpoint applies it at once); the consumer's go
-    through `apply`."""
+    """A deletion applied outside a consumed batch (the DELETE endpoint applies it at once, then erases the audit
+    rows with `forget_reads`); the consumer's go through `apply`."""
     record(Written(deletions=[_delete(session, deletion, now=now)]))
 
 
@@ -358,9 +370,10 @@ def wellbeing_reads(*, session: Session, since: datetime, until: datetime, limit
 
 
 def audited(engine: Engine, work: Callable[[Session], tuple[T, list[str]]], *, reader: str, endpoint: str,
-            as_of: datetime | None) -> T:
-    """Runs a burnout-risk read, then records who read whose risk in the audit trail, in the same request. The
-    answer is returned only once its audit rows are committed: a read that cannot be audited fails (503)."""
+            as_of: datetime | None, audit_engine: Engine | None = None) -> T:
+    """Runs a burnout-risk read, then records who read whose risk in the audit trail (`audit_engine`, default
+    `engine`), in the same request. The answer is returned only once its audit rows are committed: a read that
+    cannot be audited fails (503)."""
     with db.unit_of_work(engine) as session:
         result, member_ids = work(session)
     if member_ids:
@@ -370,7 +383,7 @@ def audited(engine: Engine, work: Callable[[Session], tuple[T, list[str]]], *, r
                  "as_of": as_of} for m in member_ids]
         try:
             # A transaction of its own: on SQLite a read transaction that later writes can lose to the consumer.
-            with db.unit_of_work(engine) as session:
+            with db.unit_of_work(audit_engine or engine) as session:
                 privacy.record_reads(session, rows)
         except Exception as exc:
             log.warning("wellbeing read refused: the audit trail could not be written",

@@ -22,7 +22,7 @@ from recognition import service, watch
 from recognition.config import RecognitionSettings
 from shared import db, kafka
 
-_engines: dict[str, Engine] = {}  # the writer process's own engine, per database URL
+_engines: dict[str, Engine] = {}  # the writer process's own engines, per database URL
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -39,17 +39,21 @@ def _init_writer(parent: int, niceness: int) -> None:
         pass
 
 
+def _engine(url: str, settings: RecognitionSettings) -> Engine:
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = db.make_engine(url, pool_size=1,
+                                                statement_timeout_s=settings.database.statement_timeout_s)
+    return engine
+
+
 def apply_in_worker(settings: RecognitionSettings, items: Sequence[tuple[str, bytes | None]]) -> service.Written:
     """`service.apply` in the writer process. A failure is classified here, where its chain of causes (the
     driver's error under SQLAlchemy's) still exists, and crosses back as a `kafka.HandlerFailure` of that kind:
     the consumer then retries a database outage without limit, exactly as it does in process."""
     try:
-        url = settings.database.url
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _engines[url] = db.make_engine(url, pool_size=1,
-                                                    statement_timeout_s=settings.database.statement_timeout_s)
-        return service.apply(engine, items, settings.ledger.zone)
+        engine, audit = (_engine(url, settings) for url in (settings.database.url, settings.audit_url))
+        return service.apply(engine, items, settings.ledger.zone, audit)
     except Exception as exc:
         # The same text the in-process path puts in logs and dead-letter headers (bound parameters hidden).
         raise kafka.HandlerFailure(kafka.classify(exc), f"{type(exc).__name__}: {exc}") from None
@@ -59,8 +63,9 @@ class Writer:
     """Applies consumed batches in one writer process (started on first use, replaced if it dies), or in a
     thread of the service when `settings.writer.process` is off. One batch at a time (the consumer loop's)."""
 
-    def __init__(self, *, engine: Engine, settings: RecognitionSettings) -> None:
+    def __init__(self, *, engine: Engine, settings: RecognitionSettings, audit_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.audit_engine = audit_engine or engine
         self.settings = settings
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
@@ -76,7 +81,8 @@ class Writer:
         if self._closed:
             raise kafka.HandlerFailure(kafka.Failure.TRANSIENT, "the writer is closed (the service is stopping)")
         if not self.settings.writer.process:
-            return await asyncio.to_thread(service.apply, self.engine, items, self.settings.ledger.zone)
+            return await asyncio.to_thread(service.apply, self.engine, items, self.settings.ledger.zone,
+                                           self.audit_engine)
         batch = list(items)
         # A writer that died between batches (the OOM killer, an operator) or during this one is replaced and
         # the batch tried once more in the new one: the dead writer committed none of the batch or all of it,

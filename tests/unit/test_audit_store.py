@@ -1,0 +1,95 @@
+"""The audit trail of wellbeing reads in a database of its own (SQLite's default): why, and that deletion reaches it."""
+
+import asyncio
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from recognition import models, service, writing
+from recognition.config import RecognitionSettings, audit_url
+from shared import db, members, topics
+from shared.errors import AnchorError
+from tests.recognition_timeline import Timeline, days_ago
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("sqlite:///./data/recognition.db", "sqlite:///data/recognition-audit.db"),
+    ("sqlite:////var/lib/anchor/rec.sqlite3", "sqlite:////var/lib/anchor/rec-audit.sqlite3"),
+    ("sqlite:///rec", "sqlite:///rec-audit"),
+    ("sqlite://", "sqlite://"),  # in memory: nothing to put beside it
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("postgresql://anchor:secret@db:5432/recognition", "postgresql://anchor:secret@db:5432/recognition"),
+])
+def test_the_default_audit_database(url: str, expected: str) -> None:
+    assert audit_url(url) == expected
+    settings = RecognitionSettings.model_validate({"database": {"url": url}})
+    assert settings.audit_url == expected
+    chosen = RecognitionSettings.model_validate({"database": {"url": url}, "audit": {"url": "sqlite:///a.db"}})
+    assert chosen.audit_url == "sqlite:///a.db"
+
+
+def _engines(tmp_path: Path, timeout_s: float) -> tuple[Engine, Engine]:
+    ledger = db.make_engine(f"sqlite:///{tmp_path / 'r.db'}", statement_timeout_s=timeout_s)
+    audit = db.make_engine(audit_url(f"sqlite:///{tmp_path / 'r.db'}"), statement_timeout_s=timeout_s)
+    db.create_schema(ledger, models.LEDGER)
+    db.create_schema(audit, models.AUDIT)
+    return ledger, audit
+
+
+def _audited_read(ledger: Engine, audit: Engine | None) -> tuple[str, float]:
+    started = time.monotonic()
+    answer = service.audited(ledger, lambda session: ("risk", ["m1"]), reader="dev", endpoint="member", as_of=None,
+                             audit_engine=audit)
+    return answer, time.monotonic() - started
+
+
+def test_an_audited_read_does_not_wait_for_the_ledgers_write_lock(tmp_path: Path) -> None:
+    """SQLite has one write lock per file, and under load the consumer's batches hold the ledger's almost all the
+    time. With the trail in the same file an audited read waited for it; with a file of its own it does not."""
+    ledger, audit = _engines(tmp_path, timeout_s=1.0)
+    db.create_schema(ledger, models.EVERYTHING)  # the same-file case below needs the trail's table there too
+    writer = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a consumer batch in the middle of its transaction
+    try:
+        answer, took = _audited_read(ledger, audit)
+        assert answer == "risk" and took < 0.5
+        with pytest.raises(AnchorError) as refused:  # same file: waits out the busy timeout, then 503
+            _audited_read(ledger, None)
+        assert refused.value.status_code == 503 and refused.value.code == "audit_unavailable"
+    finally:
+        writer.rollback()
+        writer.close()
+    with db.unit_of_work(audit) as session:
+        assert [r.member_id for r in session.exec(select(models.WellbeingRead)).all()] == ["m1"]
+    with db.unit_of_work(ledger) as session:
+        assert session.exec(select(models.WellbeingRead)).all() == []
+
+
+@pytest.mark.parametrize("process", [True, False], ids=["process", "thread"])
+def test_a_consumed_deletion_erases_the_members_rows_in_the_audit_database(tmp_path: Path, process: bool) -> None:
+    settings = RecognitionSettings.model_validate({"database": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
+                                                   "writer": {"process": process}})
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+    for member in ("gone", "kept"):
+        service.audited(ledger, lambda session, m=member: ("risk", [m]), reader="dev", endpoint="member",
+                        as_of=None, audit_engine=audit)
+    t = Timeline(None, "del")
+    t.post("gone", ["welcome"], at=days_ago(1))
+    deletion = members.MemberDeleted(member_id="gone", requested_at=datetime.now(UTC), event_id="e1")
+    items: list[tuple[str, bytes | None]] = [(topics.CLASSIFIED, e.model_dump_json().encode()) for e in t.events]
+    items.append((topics.MEMBER_EVENTS, deletion.model_dump_json().encode()))
+    writer = writing.Writer(engine=ledger, audit_engine=audit, settings=settings)
+    try:
+        written = asyncio.run(writer.apply(items))
+    finally:
+        writer.close()
+    assert written.poison == [] and len(written.deletions) == 1
+    with db.unit_of_work(audit) as session:
+        assert [r.member_id for r in session.exec(select(models.WellbeingRead)).all()] == ["kept"]
+    with db.unit_of_work(ledger) as session:
+        assert session.exec(select(models.StoredPost)).all() == []
