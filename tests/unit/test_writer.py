@@ -129,3 +129,20 @@ def test_a_writer_that_dies_twice_on_a_batch_is_an_unknown_failure(tmp_path: Pat
         writer.close()
     assert failure.value.kind is kafka.Failure.UNKNOWN
     assert writer.started == 2  # type: ignore[attr-defined]
+
+
+def _niceness() -> int:
+    return os.nice(0)
+
+
+def test_the_writer_process_yields_the_cpu_to_the_serving_process(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    assert settings.writer.niceness == 10  # the default: requests win the CPU from writing
+    writer = writing.Writer(engine=db.make_engine(settings.database.url), settings=settings)
+    mine = os.nice(0)
+    try:
+        pool = writer._pool = writer._start()
+        assert pool.submit(_niceness).result(timeout=60) == min(19, mine + 10)
+    finally:
+        writer.close()
+    assert os.nice(0) == mine
