@@ -96,6 +96,18 @@ log = logging.getLogger("anchor.db")
 DEFAULT_STATEMENT_TIMEOUT_S = 30.0
 
 
+_process_engines: dict[str, Engine] = {}
+
+
+def process_engine(url: str, *, pool_size: int, statement_timeout_s: float | None = None) -> Engine:
+    """This process's engine for `url`, made on first use: a worker process (the snapshot worker, the writer)
+    builds its own, since an engine's connections never cross a process boundary."""
+    engine = _process_engines.get(url)
+    if engine is None:
+        engine = _process_engines[url] = make_engine(url, pool_size=pool_size, statement_timeout_s=statement_timeout_s)
+    return engine
+
+
 class Database:
     """The engine plus schema creation that keeps retrying in the background, so a service whose database is
     down at start-up still starts, answers /healthz and reports 503 on /readyz until the database is back."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from recognition import models, service, writing
 from recognition.config import RecognitionSettings, audit_url
@@ -93,3 +93,9 @@ def test_a_consumed_deletion_erases_the_members_rows_in_the_audit_database(tmp_p
         assert [r.member_id for r in session.exec(select(models.WellbeingRead)).all()] == ["kept"]
     with db.unit_of_work(ledger) as session:
         assert session.exec(select(models.StoredPost)).all() == []
+
+
+def test_every_table_of_recognition_is_in_the_ledger_or_the_audit_schema() -> None:
+    ours = {name for name in SQLModel.metadata.tables if name.startswith("rec_")}
+    ledger, audit = set(models.LEDGER.tables), set(models.AUDIT.tables)
+    assert ledger | audit == ours and not ledger & audit and set(models.EVERYTHING.tables) == ours

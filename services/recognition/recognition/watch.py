@@ -24,7 +24,7 @@ from recognition import alerts, awards, repository, risk, service
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from recognition.models import AlertState
-from shared import db, kafka, topics
+from shared import db, kafka, priority, topics
 
 log = logging.getLogger("anchor.recognition.watch")
 
@@ -66,7 +66,6 @@ NOMINATION_LIMIT = 100
 VENTING_DAYS = 7  # unanswered venting older than this is no longer alerted
 assert VENTING_DAYS <= service.HEALTH_DAYS  # the snapshot reads venting once, over the health window
 RANKED = 1000
-_engines: dict[str, Engine] = {}
 
 
 def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Snapshot:
@@ -104,11 +103,7 @@ def _init_worker(parent: int, niceness: int) -> None:
     killed service never leaves a snapshot worker running on its own; and yield the CPU to the serving process.
     At 1M posts a compute takes about half a minute of one core, and at equal priority it took that from the
     requests that arrived meanwhile (p99 up to 180 ms instead of about 20 on two cores)."""
-    if niceness > 0:
-        try:
-            os.nice(niceness)
-        except OSError as error:  # a platform or sandbox that forbids it: snapshots at equal priority still work
-            log.warning("%s keeps its priority: os.nice failed (%s)", multiprocessing.current_process().name, error)
+    priority.lower(niceness, log, multiprocessing.current_process().name)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -121,11 +116,7 @@ def _init_worker(parent: int, niceness: int) -> None:
 def compute_in_worker(settings: RecognitionSettings, now: datetime) -> Snapshot:
     """`compute` in a worker process with an engine of its own: the snapshot is minutes of pure Python on a
     large community, and in the serving process it would hold the GIL and stall every request."""
-    url = settings.database.url
-    engine = _engines.get(url)
-    if engine is None:
-        engine = _engines[url] = db.make_engine(url, pool_size=2)
-    return compute(engine, settings, now)
+    return compute(db.process_engine(settings.database.url, pool_size=2), settings, now)
 
 
 def update_gauges(snap: Snapshot) -> None:

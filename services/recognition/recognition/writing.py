@@ -22,7 +22,6 @@ from recognition import service, watch
 from recognition.config import RecognitionSettings
 from shared import db, kafka
 
-_engines: dict[str, Engine] = {}  # the writer process's own engines, per database URL
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -39,20 +38,13 @@ def _init_writer(parent: int, niceness: int) -> None:
         pass
 
 
-def _engine(url: str, settings: RecognitionSettings) -> Engine:
-    engine = _engines.get(url)
-    if engine is None:
-        engine = _engines[url] = db.make_engine(url, pool_size=1,
-                                                statement_timeout_s=settings.database.statement_timeout_s)
-    return engine
-
-
 def apply_in_worker(settings: RecognitionSettings, items: Sequence[tuple[str, bytes | None]]) -> service.Written:
     """`service.apply` in the writer process. A failure is classified here, where its chain of causes (the
     driver's error under SQLAlchemy's) still exists, and crosses back as a `kafka.HandlerFailure` of that kind:
     the consumer then retries a database outage without limit, exactly as it does in process."""
     try:
-        engine, audit = (_engine(url, settings) for url in (settings.database.url, settings.audit_url))
+        engine, audit = (db.process_engine(url, pool_size=1, statement_timeout_s=settings.database.statement_timeout_s)
+                         for url in (settings.database.url, settings.audit_url))
         return service.apply(engine, items, settings.ledger.zone, audit)
     except Exception as exc:
         # The same text the in-process path puts in logs and dead-letter headers (bound parameters hidden).
