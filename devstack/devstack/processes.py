@@ -99,13 +99,6 @@ def broker(port: int, log_path: Path) -> Child:
 SERVICES = ("ingest", "classifier", "recognition")
 
 
-# The embedded default runs every service and the broker on the same cores. There the classifier's batches are
-# background work (Kafka buffers them), so requests to ingest and recognition win the CPU from it: issue 6's load
-# measured recognition's reads p99 at 301-372 ms while ingesting without this, 137-168 ms with it (and the
-# recognition writer's own +10, its default), and the same sustained throughput (bench/README.md).
-EMBEDDED_ENV: dict[str, dict[str, str]] = {"classifier": {"CLASSIFIER_NICENESS": "10"}}
-
-
 def service(name: str, *, port: int, bootstrap: str, tokens: list[dict[str, object]], database_url: str | None,
             log_path: Path, extra_env: dict[str, str] | None = None) -> Child:
     prefix = name.upper()
@@ -117,7 +110,6 @@ def service(name: str, *, port: int, bootstrap: str, tokens: list[dict[str, obje
     }
     if database_url:
         env[f"{prefix}_DATABASE__URL"] = database_url
-    env.update(EMBEDDED_ENV.get(name, {}))
     env.update(extra_env or {})
     return Child(name, [sys.executable, "-m", f"{name}.main"], env, log_path)
 

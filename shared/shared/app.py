@@ -5,7 +5,6 @@ probe on `app.state.readiness`.
 """
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -15,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared import db, errors, kafka, logs, metrics, middleware, priority
+from shared import db, errors, kafka, logs, metrics, middleware
 from shared.auth import TokenRegistry
 from shared.settings import ServiceSettings
 
@@ -118,6 +117,5 @@ def build(*, service: str, title: str, description: str, settings: ServiceSettin
 def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
     """Runs the app under uvicorn; SIGTERM and Ctrl-C trigger the lifespan's clean shutdown."""
     logs.configure(service, settings.log_level, settings.log_json)
-    priority.lower(settings.niceness, logging.getLogger(f"anchor.{service}"), service)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=10, lifespan="on")

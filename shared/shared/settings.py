@@ -72,6 +72,3 @@ class ServiceSettings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     log_level: str = "INFO"
     log_json: bool = True
-    # The process's nice increment (0-19), applied at start. Where services share cores (the embedded default),
-    # a batch stage can yield the CPU to those that answer requests; in Kubernetes each pod has its own CPU.
-    niceness: int = Field(0, ge=0, le=19)
