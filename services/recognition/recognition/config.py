@@ -49,9 +49,10 @@ class WriterSettings(BaseModel):
     # Decode and write consumed batches in a child process, so their CPU work never holds the interpreter lock
     # that the service's requests need (see `writing.py`); off: in a thread of the service.
     process: bool = True
-    # The writer process's nice increment (0-19): writing is background work (Kafka buffers it), so requests win
-    # the CPU from it; with 0 ingest throughput and reads share the CPU equally.
-    niceness: int = Field(10, ge=0, le=19)
+    # The writer process's nice increment (0-19). 0: ingest throughput and reads share the CPU equally. The writer
+    # is on the pipeline's path, unlike the snapshot worker: at +10 on the 2-core load benchmark it lost the cores
+    # to the classifier, ingest and broker, and the pipeline fell from about 1,530 to 1,300-1,380 posts/s.
+    niceness: int = Field(0, ge=0, le=19)
 
 
 class AuditSettings(BaseModel):
