@@ -49,9 +49,10 @@ class WriterSettings(BaseModel):
     # Decode and write consumed batches in a child process, so their CPU work never holds the interpreter lock
     # that the service's requests need (see `writing.py`); off: in a thread of the service.
     process: bool = True
-    # The writer process's nice increment (0-19). 0: ingest throughput and reads share the CPU equally. The writer
-    # is on the pipeline's path, unlike the snapshot worker: at +10 on the 2-core load benchmark it lost the cores
-    # to the classifier, ingest and broker, and the pipeline fell from about 1,530 to 1,300-1,380 posts/s.
+    # The writer process's nice increment (0-19). 0: ingest throughput and reads share the CPU equally. Unlike the
+    # snapshot worker the writer is on the pipeline's path; no benefit of +10 to reads could be measured apart from
+    # the benchmark machine's run-to-run variation (bench/README.md), and the runs meeting the throughput target
+    # used 0.
     niceness: int = Field(0, ge=0, le=19)
 
 
