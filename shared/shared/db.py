@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import DateTime, Engine, Table, TypeDecorator, create_engine, event, inspect, text
+from sqlalchemy import DateTime, Engine, Index, Table, TypeDecorator, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlmodel import Session, SQLModel
 
 
@@ -158,6 +159,7 @@ def create_schema(engine: Engine, metadata: Any = None) -> None:
     metadata = metadata or SQLModel.metadata
     metadata.create_all(engine)
     inspector = inspect(engine)
+    broken = _invalid_indexes(engine)
     for table in metadata.sorted_tables:
         present = {c["name"] for c in inspector.get_columns(table.name)}
         missing = [c for c in table.columns if c.name not in present]
@@ -172,12 +174,41 @@ def create_schema(engine: Engine, metadata: Any = None) -> None:
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
                     log.warning("added column", extra={"table": table.name, "column": column.name})
         # create_all leaves existing tables alone, so indexes added in a later version are created here.
-        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)} - broken
         for index in table.indexes:
             if index.name not in indexes:
-                index.create(engine, checkfirst=True)
+                _create_index(engine, index, rebuild=index.name in broken)
                 log.warning("created index", extra={"table": table.name, "index": index.name})
     refresh_statistics(engine)
+
+
+def _invalid_indexes(engine: Engine) -> set[str]:
+    """PostgreSQL: indexes left INVALID by a concurrent build that failed (a restart mid-build, say). They exist
+    but are never used, and `IF NOT EXISTS` would keep them forever."""
+    if engine.dialect.name != "postgresql":
+        return set()
+    with engine.connect() as conn:
+        return set(conn.execute(text("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                     "WHERE NOT i.indisvalid")).scalars())
+
+
+def _create_index(engine: Engine, index: Index, *, rebuild: bool) -> None:
+    """An index added to a table that already exists. On PostgreSQL it is built CONCURRENTLY: the table may hold a
+    community's whole history, and a plain CREATE INDEX blocks every write to it (the consumers) while it builds.
+    CONCURRENTLY cannot run inside a transaction, hence the autocommit connection."""
+    if engine.dialect.name != "postgresql":
+        index.create(engine, checkfirst=True)
+        return
+    options = index.dialect_options["postgresql"]
+    previous = options["concurrently"]
+    options["concurrently"] = True  # for this statement only: create_all builds new tables' indexes in a transaction
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if rebuild:
+                conn.execute(DropIndex(index, if_exists=True))
+            conn.execute(CreateIndex(index, if_not_exists=True))
+    finally:
+        options["concurrently"] = previous
 
 
 def refresh_statistics(engine: Engine) -> None:
