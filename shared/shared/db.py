@@ -204,6 +204,9 @@ def _create_index(engine: Engine, index: Index, *, rebuild: bool) -> None:
     options["concurrently"] = True  # for this statement only: create_all builds new tables' indexes in a transaction
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            # A build takes as long as the table is large, far beyond the requests' statement timeout; at start-up
+            # the service waits for it (unready), and a timeout would only leave an invalid index to rebuild.
+            conn.execute(text("SET statement_timeout = 0"))
             if rebuild:
                 conn.execute(DropIndex(index, if_exists=True))
             conn.execute(CreateIndex(index, if_not_exists=True))

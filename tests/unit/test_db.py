@@ -134,3 +134,32 @@ def test_additive_changes_are_migrated_in_place(any_url: str) -> None:
             valid = conn.execute(text("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_things_owner'::regclass"))
             assert valid.scalar_one() is True
     engine.dispose()
+
+
+def test_an_index_added_to_a_large_postgresql_table_is_built_past_the_statement_timeout(
+        pg_cluster: postgres.Cluster | None) -> None:
+    from sqlalchemy import Column, Index, Integer, MetaData, String, inspect, text
+    from sqlalchemy import Table as T
+
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries not installed")
+    url = pg_cluster.create_database("big_index")
+    old, new = MetaData(), MetaData()
+    T("rows", old, Column("id", Integer, primary_key=True), Column("owner", String(40)))
+    T("rows", new, Column("id", Integer, primary_key=True), Column("owner", String(40)),
+      Index("ix_rows_owner", "owner"))
+    loader = db.make_engine(url, statement_timeout_s=None)
+    db.create_schema(loader, old)
+    with loader.begin() as conn:
+        conn.execute(text("INSERT INTO rows SELECT g, md5(g::text) FROM generate_series(1, 300000) g"))
+    loader.dispose()
+    # The service's engine: statements that take longer than 20 ms are cancelled. Building this index takes longer.
+    engine = db.make_engine(url, statement_timeout_s=0.02)
+    with pytest.raises(Exception, match="statement timeout"), engine.connect() as conn:
+        conn.execute(text("SELECT count(*) FROM rows a JOIN rows b ON a.owner < b.owner"))
+    db.create_schema(engine, new)
+    with engine.connect() as conn:
+        valid = conn.execute(text("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_rows_owner'::regclass"))
+        assert valid.scalar_one() is True
+    assert [i["name"] for i in inspect(engine).get_indexes("rows")] == ["ix_rows_owner"]
+    engine.dispose()
