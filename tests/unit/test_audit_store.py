@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel, select
 
 from recognition import models, service, writing
-from recognition.config import RecognitionSettings, audit_url
+from recognition.config import RecognitionSettings, default_audit_url
 from shared import db, members, topics
 from shared.errors import AnchorError
 from tests.recognition_timeline import Timeline, days_ago
@@ -26,7 +26,7 @@ from tests.recognition_timeline import Timeline, days_ago
     ("postgresql://anchor:secret@db:5432/recognition", "postgresql://anchor:secret@db:5432/recognition"),
 ])
 def test_the_default_audit_database(url: str, expected: str) -> None:
-    assert audit_url(url) == expected
+    assert default_audit_url(url) == expected
     settings = RecognitionSettings.model_validate({"database": {"url": url}})
     assert settings.audit_url == expected
     chosen = RecognitionSettings.model_validate({"database": {"url": url}, "audit": {"url": "sqlite:///a.db"}})
@@ -35,7 +35,7 @@ def test_the_default_audit_database(url: str, expected: str) -> None:
 
 def _engines(tmp_path: Path, timeout_s: float) -> tuple[Engine, Engine]:
     ledger = db.make_engine(f"sqlite:///{tmp_path / 'r.db'}", statement_timeout_s=timeout_s)
-    audit = db.make_engine(audit_url(f"sqlite:///{tmp_path / 'r.db'}"), statement_timeout_s=timeout_s)
+    audit = db.make_engine(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}"), statement_timeout_s=timeout_s)
     db.create_schema(ledger, models.LEDGER)
     db.create_schema(audit, models.AUDIT)
     return ledger, audit

@@ -22,17 +22,18 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
                                statement_timeout_s=settings.database.statement_timeout_s)
         audit = db.Database(settings.audit_url, models.AUDIT, pool_size=settings.database.pool_size,
                             statement_timeout_s=settings.database.statement_timeout_s) if separate else None
+        trail = audit or database  # where the audit trail lives
         producer = kafka.ManagedProducer(settings.kafka, client_id="recognition",
                                          create_topics=settings.kafka.create_topics)
         watcher = watch.Watcher(engine=database.engine, producer=producer, settings=settings)
-        writer = writing.Writer(engine=database.engine, audit_engine=(audit or database).engine, settings=settings)
+        writer = writing.Writer(engine=database.engine, audit_engine=trail.engine, settings=settings)
         consumer = kafka.ConsumerLoop(
             service="recognition", topic_names=[topics.CLASSIFIED, topics.REACTIONS, topics.MEMBER_EVENTS],
             group=settings.kafka.group_id or "anchor-recognition", settings=settings.kafka, producer=producer,
             handler=functools.partial(service.handle, writer=writer, on_deleted=watcher.forget),
-            after=[database.initialized, (audit or database).initialized])  # a deletion erases audit rows too
+            after=[database.initialized, trail.initialized])  # a deletion erases audit rows too
         app.state.watcher = watcher
-        app.state.audit = audit or database
+        app.state.audit = trail
         if audit is not None:
             audit.start()
         try:

@@ -64,7 +64,7 @@ class AuditSettings(BaseModel):
     url: str | None = None
 
 
-def audit_url(database_url: str) -> str:
+def default_audit_url(database_url: str) -> str:
     """The default audit database for a service database URL (see `AuditSettings`)."""
     url = make_url(database_url)
     name = url.database or ""
@@ -89,7 +89,7 @@ class RecognitionSettings(ServiceSettings):
 
     @property
     def audit_url(self) -> str:
-        return self.audit.url or audit_url(self.database.url)
+        return self.audit.url or default_audit_url(self.database.url)
 
 
 @lru_cache
