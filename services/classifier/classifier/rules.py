@@ -26,6 +26,7 @@ from functools import cache
 
 from shared import labels
 
+from . import heads
 from .normalize import normalize, normalize_aligned
 
 __all__ = [
@@ -1212,13 +1213,14 @@ def _first_in(regex: re.Pattern[str], negatable: bool, s: str) -> tuple[int, int
     return None
 
 
-def _asserted(group: _Group, s: str) -> tuple[tuple[int, int] | None, bool]:
-    """First match that is said rather than asked; else the first asked one.
+def _asserted(group: _Group, s: str, regexes: tuple[re.Pattern[str], ...]) -> tuple[tuple[int, int] | None, bool]:
+    """First match of `regexes` (the group's, or those of them that can match) said rather than asked; else
+    the first asked one.
 
     Returns the span and whether it sits in a question clause.
     """
     asked: tuple[int, int] | None = None
-    for regex in group.regexes:
+    for regex in regexes:
         for m in regex.finditer(s):
             if group.negatable and _negated(s, m.start()):
                 continue
@@ -1229,9 +1231,10 @@ def _asserted(group: _Group, s: str) -> tuple[tuple[int, int] | None, bool]:
     return asked, asked is not None
 
 
-def _first(group: _Group, s: str, has_emoji: bool = True) -> tuple[int, int] | None:
+def _first(group: _Group, s: str, has_emoji: bool = True,
+           regexes: tuple[re.Pattern[str], ...] | None = None) -> tuple[int, int] | None:
     best: tuple[int, int] | None = None
-    for regex in group.regexes:
+    for regex in group.regexes if regexes is None else regexes:
         span = _first_in(regex, group.negatable, s)
         if span is not None and (best is None or span < best):
             best = span
@@ -1266,21 +1269,47 @@ def _plan() -> tuple[tuple[_Probe, ...], dict[str, tuple[tuple[str, float, int],
 
 
 _PROBES, _LABEL_PROBES = _plan()
-# Probes answerable by one plain `search`: (position, regex).
-_PLAIN: tuple[tuple[int, re.Pattern[str]], ...] = tuple(
-    (i, group.regexes[0])
+# Every vocabulary regex the rules run on a post, numbered, with what its matches begin with: a post only runs
+# the ones that can match it.
+_HEADS = heads.HeadIndex(
+    [regex for group, _ in _PROBES for regex in (*group.regexes, *((group.emoji,) if group.emoji else ()))]
+    + [*_AD_RES, *_PART_RES, *_USAGE_RES]
+    + [regex for _, _, regexes in _COMPONENT_GROUPS for regex in regexes]
+    + [regex for _, regexes in _CONDITION_RES for regex in regexes]
+)
+_Numbered = tuple[tuple[int, re.Pattern[str]], ...]
+
+
+def _numbered(regexes: tuple[re.Pattern[str], ...]) -> _Numbered:
+    return tuple((_HEADS.id(regex), regex) for regex in regexes)
+
+
+def _search_any(numbered: _Numbered, s: str, can: frozenset[int]) -> bool:
+    return any(regex.search(s) for rid, regex in numbered if rid in can)
+
+
+_AD_NUM, _PART_NUM, _USAGE_NUM = _numbered(_AD_RES), _numbered(_PART_RES), _numbered(_USAGE_RES)
+_COMPONENT_NUM = tuple((name, weight, _numbered(regexes)) for name, weight, regexes in _COMPONENT_GROUPS)
+_CONDITION_NUM = tuple((cond, _numbered(regexes)) for cond, regexes in _CONDITION_RES)
+# Probes answerable by one plain `search`: (position, regex number, regex).
+_PLAIN: tuple[tuple[int, int, re.Pattern[str]], ...] = tuple(
+    (i, _HEADS.id(group.regexes[0]), group.regexes[0])
     for i, (group, assertive) in enumerate(_PROBES)
     if len(group.regexes) == 1 and not group.negatable and group.emoji is None and not assertive
 )
-_PLAIN_AT = frozenset(i for i, _ in _PLAIN)
-_OTHER: tuple[tuple[int, _Group, bool], ...] = tuple(
-    (i, group, assertive) for i, (group, assertive) in enumerate(_PROBES) if i not in _PLAIN_AT
+_PLAIN_AT = frozenset(i for i, _, _ in _PLAIN)
+# The rest: (position, group, assertive, its regexes numbered, its emoji regex's number or -1).
+_Other = tuple[int, _Group, bool, tuple[tuple[int, re.Pattern[str]], ...], int]
+_OTHER: tuple[_Other, ...] = tuple(
+    (i, group, assertive, tuple((_HEADS.id(r), r) for r in group.regexes),
+     _HEADS.id(group.emoji) if group.emoji is not None else -1)
+    for i, (group, assertive) in enumerate(_PROBES) if i not in _PLAIN_AT
 )
 
 
 @functools.cache
-def _probes_for(labels: tuple[str, ...]) -> tuple[tuple[tuple[int, re.Pattern[str]], ...],
-                                                   tuple[tuple[int, _Group, bool], ...]]:
+def _probes_for(labels: tuple[str, ...]) -> tuple[tuple[tuple[int, int, re.Pattern[str]], ...],
+                                                   tuple[_Other, ...]]:
     used = {i for label in labels for _, _, i in _LABEL_PROBES[label]}
     return tuple(p for p in _PLAIN if p[0] in used), tuple(p for p in _OTHER if p[0] in used)
 
@@ -1288,7 +1317,7 @@ def _probes_for(labels: tuple[str, ...]) -> tuple[tuple[tuple[int, re.Pattern[st
 class _Scan:
     """Group matches of one text for a set of labels."""
 
-    __slots__ = ("hits", "logits", "s")
+    __slots__ = ("can", "hits", "logits", "s")
 
     def __init__(self, s: str, labels: tuple[str, ...]) -> None:
         self.s = s
@@ -1297,18 +1326,20 @@ class _Scan:
         plain, other = _probes_for(labels)
         spans: list[tuple[int, int] | None] = [None] * len(_PROBES)
         asked_at: set[int] = set()
-        for i, m in [(i, regex.search(s)) for i, regex in plain]:
+        self.can = can = _HEADS.candidates(s)
+        for i, m in [(i, regex.search(s)) for i, rid, regex in plain if rid in can]:
             if m is not None:
                 spans[i] = m.span()
         has_emoji = _EMOJI_RE.search(s) is not None
-        for i, group, assertive in other:
+        for i, group, assertive, numbered, emoji in other:
+            regexes = tuple(regex for rid, regex in numbered if rid in can)
             if assertive:
-                span, asked = _asserted(group, s)
+                span, asked = _asserted(group, s, regexes)
                 if asked:
                     asked_at.add(i)
                 spans[i] = span
-            else:
-                spans[i] = _first(group, s, has_emoji)
+            elif regexes or emoji in can:
+                spans[i] = _first(group, s, has_emoji, regexes)
         first_person = bool(asked_at) and _FIRST_PERSON.search(s) is not None
         for label in labels:
             found: dict[str, tuple[int, int, float]] = {}
@@ -1356,6 +1387,7 @@ class _Context:
     flaw: bool = False
     conflict: bool = False
     text: str = ""
+    can: frozenset[int] = frozenset()  # which vocabularies can match `text`
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1380,6 +1412,7 @@ def _context(parent: str | None) -> _Context | None:
         flaw=flaw,
         conflict=hostile or bool(_CONFLICT_RE.search(p)),
         text=p,
+        can=scan.can,
     )
 
 
@@ -1387,12 +1420,15 @@ def clear_caches() -> None:
     _context.cache_clear()
 
 
-def _component(texts: list[str]) -> str:
-    for s in texts:
+def _component(texts: list[tuple[str, frozenset[int] | None]]) -> str:
+    """The part the first of `texts` naming one is about; each text comes with its candidate vocabularies."""
+    for s, can in texts:
+        if can is None:
+            can = _HEADS.candidates(s)
         weights: dict[str, float] = {}
         words: dict[str, set[str]] = {}
-        for name, weight, regexes in _COMPONENT_GROUPS:
-            matches = [m for regex in regexes for m in regex.findall(s)]
+        for name, weight, numbered in _COMPONENT_NUM:
+            matches = [m for rid, regex in numbered if rid in can for m in regex.findall(s)]
             if not matches:
                 continue
             comp = _COMPONENT_ALIAS.get(name, name)
@@ -1408,8 +1444,8 @@ def _component(texts: list[str]) -> str:
     return "other"
 
 
-def _conditions(s: str) -> list[str]:
-    return [cond for cond, regexes in _CONDITION_RES if any(regex.search(s) for regex in regexes)]
+def _conditions(s: str, can: frozenset[int]) -> list[str]:
+    return [cond for cond, numbered in _CONDITION_NUM if _search_any(numbered, s, can)]
 
 
 def analyze(content: str, parent_content: str | None = None, title: str | None = None) -> RuleResult:
@@ -1420,7 +1456,7 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
     t = normalize(title) if title else ""
 
     has_q = bool(_QUESTION_MARK.search(s))
-    is_ad = any(regex.search(s) for regex in _AD_RES)
+    is_ad = _search_any(_AD_NUM, s, scan.can)
     flaw_here = scan.has("defect_report", "symptom") or scan.has("defect_report", "trouble")
     flaw_ctx = flaw_here or (ctx is not None and ctx.flaw) or bool(t and _first(_FLAW_TALK, t) is not None)
     targets_person = bool(_PERSON_TARGET.search(s))
@@ -1428,7 +1464,7 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
 
     # --- Section A -------------------------------------------------------
     # Frustration needs a flaw to be a *defect* complaint; service anger is venting.
-    names_part = any(regex.search(s) for regex in _PART_RES)
+    names_part = _search_any(_PART_NUM, s, scan.can)
     if not flaw_ctx and not names_part and not scan.has("defect_complaint", "exasperation"):
         scan.adjust("defect_complaint", -1.6)
     elif not flaw_here and scan.has("defect_complaint", "frustration"):
@@ -1574,7 +1610,7 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
     if not has_q and not scan.has("newcomer_question", "ask"):
         # Chat often drops the "?", so a how/what phrase alone still asks.
         scan.adjust("newcomer_question", -0.8 if scan.has("newcomer_question", "how") else -1.8)
-    if not scan.has("newcomer_question", "newcomer") and not any(r.search(s) for r in _USAGE_RES):
+    if not scan.has("newcomer_question", "newcomer") and not _search_any(_USAGE_NUM, s, scan.can):
         scan.adjust("newcomer_question", -1.0)  # "周末在哪集合?" is no question about the car
     if flaw_here and not scan.has("newcomer_question", "newcomer"):
         scan.adjust("newcomer_question", -1.0)  # asking about one's own fault is flaw talk first
@@ -1612,9 +1648,9 @@ def analyze(content: str, parent_content: str | None = None, title: str | None =
     conditions: list[str] = []
     if any(scores[label] >= _FLAW_GATE for label in FLAW_LABELS):
         # The post's own words first; a bare "+1" takes the part from the thread.
-        texts = [s] + ([t] if t else []) + ([ctx.text] if ctx is not None else [])
+        texts = [(s, scan.can)] + ([(t, None)] if t else []) + ([(ctx.text, ctx.can)] if ctx is not None else [])
         component = _component(texts)
-        conditions = _conditions(s)
+        conditions = _conditions(s, scan.can)
     cues = [f"{label}:{group}" for label, groups in scan.hits.items() for group in groups]
     if ctx is not None:
         cues += [f"ctx:{flag}" for flag in ("question", "hostile", "negative", "flaw", "conflict")
