@@ -72,3 +72,12 @@ def test_posts_that_normalize_to_almost_nothing_still_classify(hybrid: model.Hyb
     results = hybrid.classify([Item("车机又卡了"), Item(content), Item(content, content, content)])
     assert len(results) == 3
     assert all(0.0 <= v <= 1.0 for r in results for v in r.scores.values())
+
+
+def test_a_post_classifies_the_same_alone_and_in_a_batch(hybrid: model.HybridBackend) -> None:
+    # The batch hashes all its posts' character n-grams in one pass; no n-gram may leak across posts.
+    examples = training.load_corpus(sorted((ROOT / "corpus").glob("*.jsonl")))[::40]
+    items = [Item(e.content, e.parent, e.title) for e in examples] + [Item(""), Item("卡"), Item("又卡")]
+    batched = hybrid.classify(items)
+    assert len(items) > 200
+    assert batched == [hybrid.classify([item])[0] for item in items]

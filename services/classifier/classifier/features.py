@@ -86,16 +86,32 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def char_ngrams(text: str, namespace: int = 0) -> np.ndarray:
     """Hashed ids of every character 1-, 2- and 3-gram of `text`."""
-    if not text:
-        return np.empty(0, dtype=np.int64)
-    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    return char_ngrams_many([text], namespace)[0]
+
+
+def char_ngrams_many(texts: Sequence[str], namespace: int = 0) -> list[np.ndarray]:
+    """`char_ngrams` of each text, hashed in one pass over all of them.
+
+    A post is short, so hashing it alone is mostly NumPy's per-call overhead; the texts are joined, hashed
+    once, and each one's 1-, 2- and 3-grams taken back out (the ones spanning two texts are never used).
+    """
+    lengths = [len(text) for text in texts]
+    if not any(lengths):
+        return [np.empty(0, dtype=np.int64) for _ in texts]
+    cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     salt = np.uint64(namespace) * np.uint64(0x2545F4914F6CDD1D)
     with np.errstate(over="ignore"):
         h1 = cps * _P[0]
         h2 = h1[:-1] * np.uint64(31) + cps[1:] * _P[1]
         h3 = h2[:-1] * np.uint64(31) + cps[2:] * _P[2]
-        mixed = _mix(np.concatenate([h1 ^ _SALT[0], h2 ^ _SALT[1], h3 ^ _SALT[2]]) ^ salt)
-    return (mixed & _MASK).astype(np.int64)
+        m1, m2, m3 = ((_mix(h ^ s ^ salt) & _MASK).astype(np.int64) for h, s in zip((h1, h2, h3), _SALT, strict=True))
+    out: list[np.ndarray] = []
+    start = 0
+    for n in lengths:
+        end = start + n
+        out.append(np.concatenate([m1[start:end], m2[start:max(end - 1, start)], m3[start:max(end - 2, start)]]))
+        start = end
+    return out
 
 
 @functools.cache
@@ -125,12 +141,23 @@ def clear_caches() -> None:
 
 
 def featurize(content: str, parent: str | None, title: str | None, lexicon: Lexicon) -> Featurized:
-    rule = rules.analyze(content, parent, title)
+    return featurize_many([(content, parent, title)], lexicon)[0]
+
+
+def featurize_many(items: Sequence[tuple[str, str | None, str | None]], lexicon: Lexicon) -> list[Featurized]:
+    """`featurize` of each (content, parent, title), with the character n-grams hashed in one pass."""
+    ruled = [rules.analyze(content, parent, title) for content, parent, title in items]
+    ngrams = char_ngrams_many([rule.text for rule in ruled])
+    return [_featurize(*item, rule, grams, lexicon) for item, rule, grams in zip(items, ruled, ngrams, strict=True)]
+
+
+def _featurize(content: str, parent: str | None, title: str | None, rule: rules.RuleResult, ngrams: np.ndarray,
+               lexicon: Lexicon) -> Featurized:
     text = rule.text
     words = _words(text)
     w_ids = word_ids(words, "w")
     bigrams = word_ids([f"{a} {b}" for a, b in itertools.pairwise(words)], "b")
-    ids = [char_ngrams(text), np.asarray(w_ids + bigrams, dtype=np.int64)]
+    ids = [ngrams, np.asarray(w_ids + bigrams, dtype=np.int64)]
     parent_text = _normalized(parent) if parent else ""
     if parent_text:
         ids.append(np.asarray(word_ids(_words(parent_text), "p"), dtype=np.int64))

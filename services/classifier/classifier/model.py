@@ -135,8 +135,9 @@ class HybridBackend:
         return probs, sparse @ a.component_weights[:h] + dense @ a.component_weights[h:] + a.component_bias
 
     def classify(self, items: Any) -> list[Classification]:
-        feats = [self.featurize(backends.clip(i.content) or "", backends.clip(i.parent_content), i.title)
-                 for i in items]
+        feats = features.featurize_many(
+            [(backends.clip(i.content) or "", backends.clip(i.parent_content), i.title) for i in items],
+            self.artifact.lexicon)
         if not feats:
             return []
         probs, comp = self.scores(feats)

@@ -120,7 +120,7 @@ def load_lexicon() -> Lexicon:
 
 
 def featurize_all(examples: Sequence[Example], lexicon: Lexicon) -> list[Featurized]:
-    return [features.featurize(e.content, e.parent, e.title, lexicon) for e in examples]
+    return features.featurize_many([(e.content, e.parent, e.title) for e in examples], lexicon)
 
 
 def _fit(x: csr_matrix, y: np.ndarray, weight: np.ndarray | None, c: float, balanced: bool = False
