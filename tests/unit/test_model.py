@@ -50,6 +50,8 @@ def test_every_backend_answers_the_same_contract(name: str) -> None:
     for result in results:
         assert list(result.scores) == list(LABELS)
         assert all(0.0 <= v <= 1.0 for v in result.scores.values())
+        # Four decimals, as they are shown (and serialized): not a float32's seventeen-digit double.
+        assert all(round(v, 4) == v for v in result.scores.values()), result.scores
         assert set(result.labels) <= set(LABELS)
         assert result.component is None or result.component in COMPONENTS
         assert set(result.conditions) <= set(CONDITIONS)

@@ -142,7 +142,9 @@ class HybridBackend:
             return []
         probs, comp = self.scores(feats)
         decided = probs >= self.artifact.thresholds
-        rounded = np.round(probs, 4).tolist()
+        # Rounded in double precision: a float32 0.9493 read back as a double is 0.9492999911308289, and the
+        # API would show (and every consumer parse and store) all seventeen digits.
+        rounded = np.round(probs.astype(np.float64), 4).tolist()
         return [self._result(f, rounded[i], decided[i], comp[i]) for i, f in enumerate(feats)]
 
     def _result(self, f: Featurized, probs: list[float], decided: np.ndarray, comp: np.ndarray) -> Classification:

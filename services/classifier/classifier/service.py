@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from classifier.backends import Backend, Item
 from shared import kafka, topics
-from shared.events import Classification, ClassifiedPostEvent, PostEvent
+from shared.events import Classification, PostEvent
 
 log = logging.getLogger("anchor.classifier")
 
@@ -41,6 +41,20 @@ def decode(record: ConsumerRecord) -> PostEvent:
         raise kafka.PoisonMessage(f"invalid post event: {_summary(exc)}") from exc
 
 
+_TIMESTAMP = TypeAdapter(datetime)
+
+
+def classified_value(event: PostEvent, result: Classification, classified_at: datetime) -> bytes:
+    """The `ClassifiedPostEvent` JSON of a classified post, byte for byte, without building the event.
+
+    Both parts were validated already (the post on the way in, the classification when the backend made it);
+    validating them again as one model and serializing that cost a tenth of the consumer's time per post.
+    The event's fields come first, then the two it adds, as in the model's own serialization.
+    """
+    return b"".join((event.model_dump_json().encode()[:-1], b',"classification":', result.model_dump_json().encode(),
+                     b',"classified_at":', _TIMESTAMP.dump_json(classified_at), b"}"))
+
+
 def _summary(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
 
@@ -61,9 +75,8 @@ async def handle_posts(records: list[ConsumerRecord], *, backend: Backend,
     now = datetime.now(UTC)
     futures = []
     for event, result in zip(events, results, strict=True):
-        out = ClassifiedPostEvent(**event.model_dump(), classification=result, classified_at=now)
         futures.append(await producer.producer.send(topics.CLASSIFIED, key=event.thread_id.encode(),
-                                                    value=out.model_dump_json().encode()))
+                                                    value=classified_value(event, result, now)))
         for label in result.labels:
             CLASSIFIER_LABELS.labels(label).inc()
     await asyncio.gather(*futures)
