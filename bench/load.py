@@ -816,6 +816,12 @@ def markdown(r: dict[str, Any]) -> str:
               "route includes the latency probes):", "", "| route | requests | p50 ms | p99 ms |", "|---|---|---|---|"]
     for route, q in r["mixed"]["server_side"].items():
         lines.append(f"| `{route}` | {q['count']:,} | {_fmt(q['p50_ms'], '', 1)} | {_fmt(q['p99_ms'], '', 1)} |")
+    if r["mixed"].get("event_loop_lag"):
+        lines += ["", "Event-loop lag over the paced reads (`anchor_event_loop_lag_seconds`: how late each service's "
+                  "loop woke a 0.1 s timer; a request waits about this long before its handler, and its server-side "
+                  "timer, start):", "", "| service | wake-ups | p50 ms | p99 ms |", "|---|---|---|---|"]
+        for name, q in r["mixed"]["event_loop_lag"].items():
+            lines.append(f"| {name} | {q['count']:,} | {_fmt(q['p50_ms'], '', 1)} | {_fmt(q['p99_ms'], '', 1)} |")
     lines += ["", "## Where the time goes", "",
               "Stages from the posts' own timestamps (a sample of stored posts):", "",
               "| phase | sample | ingested → classified p50 / p99 ms | classified → stored p50 / p99 ms |",
@@ -1123,6 +1129,9 @@ async def pipeline(stack: Stack, pids: dict[str, int], args: argparse.Namespace,
             "server_side": {route: histogram_quantiles(metrics_reads0["recognition"], metrics_reads1["recognition"],
                                                        "anchor_http_request_duration_seconds", (0.5, 0.99),
                                                        method="GET", route=route) for route in routes},
+            "event_loop_lag": {name: histogram_quantiles(metrics_reads0[name], metrics_reads1[name],
+                                                         "anchor_event_loop_lag_seconds", (0.5, 0.99), service=name)
+                               for name in processes.SERVICES},
             "wall_seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": cpu_delta(cpu0, cpu1)}
         result["mixed"]["stages"] = await stages(
             stack, random.Random(4).sample(sent_ids, min(500, len(sent_ids))))

@@ -49,6 +49,21 @@ def readiness_probe(*, producer: kafka.ManagedProducer, database: db.Database | 
     return probe
 
 
+LOOP_WATCH_INTERVAL_S = 0.1
+
+
+async def watch_loop(service: str, interval: float = LOOP_WATCH_INTERVAL_S) -> None:
+    """Records how late the event loop wakes a sleeper (`anchor_event_loop_lag_seconds`). The request
+    histogram starts timing inside the app, so a loop held up by CPU-bound work, or starved of a core, shows
+    only here: clients see it, the per-route latencies do not."""
+    loop = asyncio.get_running_loop()
+    lag = metrics.EVENT_LOOP_LAG.labels(service)
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        lag.observe(max(0.0, loop.time() - due))
+
+
 @asynccontextmanager
 async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db.Database | None = None,
                   consumer: kafka.ConsumerLoop | None = None) -> AsyncIterator[None]:
@@ -65,9 +80,11 @@ async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db
         consumer.start()
         app.state.consumer = consumer
     app.state.readiness = readiness_probe(producer=producer, database=database, consumer=consumer)
+    watcher = asyncio.create_task(watch_loop(app.state.service), name="loop-lag")
     try:
         yield
     finally:
+        watcher.cancel()
         if consumer is not None:
             await consumer.stop()
         await producer.stop()
@@ -87,6 +104,7 @@ def build(*, service: str, title: str, description: str, settings: ServiceSettin
           lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]]) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.service = service
     app.state.tokens = TokenRegistry(settings.auth)
     app.state.readiness = _not_started
     errors.install(app)

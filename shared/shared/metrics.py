@@ -33,6 +33,12 @@ CONSUMER_BATCH_SECONDS = Histogram(
     "anchor_consumer_batch_duration_seconds", "Time to process and commit one fetched batch", ["service"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+EVENT_LOOP_LAG = Histogram(
+    "anchor_event_loop_lag_seconds",
+    "How late the event loop ran a timer that was due: what every request waits before its handler starts",
+    ["service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 DEPENDENCY_UP = Gauge(
     "anchor_dependency_up", "1 when the dependency answered the last readiness check", ["service", "dependency"]
 )
