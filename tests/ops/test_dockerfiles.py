@@ -165,7 +165,7 @@ def test_every_dependency_is_pinned_by_constraints() -> None:
         out = subprocess.run(
             [sys.executable, str(REQUIREMENTS_SCRIPT), str(ROOT / "shared/pyproject.toml"),
              str(ROOT / f"services/{service}/pyproject.toml")], check=True, capture_output=True, text=True).stdout
-        for requirement in out.split():
+        for requirement in out.splitlines():  # one per line, as the image's requirements.txt reads them
             name = re.split(r"[\[<>=!~; ]", requirement)[0].lower()
             assert name in pins, f"{service}: {name} is not pinned in constraints.txt"
 
