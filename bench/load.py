@@ -616,12 +616,16 @@ async def stages(stack: Stack, post_ids: list[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------ readers
 
 def _readers(config: dict[str, Any], results: Any) -> None:
-    """Runs in a process of its own (its own GIL and event loop), so the timing is not skewed by the senders."""
-    results.put(asyncio.run(_read_load(**config)))
+    """Runs in a process of its own (its own GIL and event loop), so the timing is not skewed by the senders. Puts
+    ("mode", name) as each mode starts and ("mode", None) at the end, so the parent scrapes the services' metrics
+    over exactly the paced reads, then ("result", reads)."""
+    reads = asyncio.run(_read_load(**config, mark=lambda mode: results.put(("mode", mode))))
+    results.put(("result", reads))
 
 
 async def _read_load(base: str, token: str, members: list[str], top: list[str], post_ids: list[str],
-                     clients: int, rate: float, seconds: float, closed_seconds: float, seed: int) -> dict[str, Any]:
+                     clients: int, rate: float, seconds: float, closed_seconds: float, seed: int,
+                     mark: Callable[[str | None], None] = lambda _: None) -> dict[str, Any]:
     rng = random.Random(seed)
 
     def who() -> str:  # half the busiest members (the expensive reads), half anyone who has posted
@@ -634,7 +638,9 @@ async def _read_load(base: str, token: str, members: list[str], top: list[str], 
                                  limits=limits) as client:
         for mode, duration, pace in (("paced", seconds, rate), ("closed_loop", closed_seconds, 0.0)):
             if duration > 0:
+                mark(mode)
                 out[mode] = await _read_mode(client, endpoints, clients=clients, pace=pace, duration=duration)
+    mark(None)
     return out
 
 
@@ -1122,12 +1128,24 @@ async def pipeline(stack: Stack, pids: dict[str, int], args: argparse.Namespace,
         sending.add_done_callback(lambda _: sending_ended.append(time.perf_counter()))
         await asyncio.sleep(1.0)  # ingestion under way before the first read
         readers.start()
-        metrics_reads0 = await scrape_all()
-        reads = await asyncio.to_thread(queue.get, True, args.read_seconds + args.closed_seconds + 120)
+        wait_s = args.read_seconds + args.closed_seconds + 120
+        # The services' histograms are read over the paced reads alone: not the readers' start-up, and not the
+        # closed loop, which saturates recognition on purpose.
+        metrics_reads0 = metrics_reads1 = None
+        while True:
+            kind, value = await asyncio.to_thread(queue.get, True, wait_s)
+            if kind == "result":
+                reads = value
+                break
+            if value == "paced":
+                metrics_reads0 = await scrape_all()
+            elif metrics_reads0 is not None and metrics_reads1 is None:
+                metrics_reads1 = await scrape_all()
         reads_ended = time.perf_counter()
         reads_done.set()
         ended_early = round(max(0.0, reads_ended - sending_ended[0]), 1) if sending_ended else 0.0
-        metrics_reads1 = await scrape_all()
+        if metrics_reads0 is None or metrics_reads1 is None:  # --read-seconds 0: no paced reads to speak of
+            metrics_reads0 = metrics_reads1 = await scrape_all()
         await sending
         readers.join(10)
         phase.posts = phase.accepted + phase.duplicates

@@ -5,8 +5,9 @@ probe on `app.state.readiness`.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
 
 import uvicorn
@@ -56,12 +57,12 @@ async def watch_loop(service: str, interval: float = LOOP_WATCH_INTERVAL_S) -> N
     """Records how late the event loop wakes a sleeper (`anchor_event_loop_lag_seconds`). The request
     histogram starts timing inside the app, so a loop held up by CPU-bound work, or starved of a core, shows
     only here: clients see it, the per-route latencies do not."""
-    loop = asyncio.get_running_loop()
     lag = metrics.EVENT_LOOP_LAG.labels(service)
     while True:
-        due = loop.time() + interval
+        # perf_counter, not the loop's clock: uvloop's counts whole milliseconds, as coarse as the first bucket.
+        due = time.perf_counter() + interval
         await asyncio.sleep(interval)
-        lag.observe(max(0.0, loop.time() - due))
+        lag.observe(max(0.0, time.perf_counter() - due))
 
 
 @asynccontextmanager
@@ -85,6 +86,8 @@ async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db
         yield
     finally:
         watcher.cancel()
+        with suppress(asyncio.CancelledError):
+            await watcher
         if consumer is not None:
             await consumer.stop()
         await producer.stop()

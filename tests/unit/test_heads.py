@@ -34,7 +34,7 @@ _REGEXES += [r for _, regexes in rules._CONDITION_RES for r in regexes]
         ("^\\+1|^加一", {"+1", "加一"}),
     ],
 )
-def test_heads_are_what_every_match_begins_with(pattern: str, expected: set[str]) -> None:
+def test_every_match_contains_one_of_the_heads(pattern: str, expected: set[str]) -> None:
     assert heads.heads(re.compile(pattern)) == expected
 
 

@@ -18,13 +18,14 @@ async def test_a_blocked_loop_shows_as_lag_and_an_idle_one_does_not() -> None:
         await asyncio.sleep(0.2)  # idle: every wake-up on time, give or take the scheduler
         idle_count = _sample("anchor_event_loop_lag_seconds_count")
         idle_sum = _sample("anchor_event_loop_lag_seconds_sum")
-        assert idle_count >= 5 and idle_sum / idle_count < 0.05
+        # Loose: the test loop is shared with other tests' leftovers, on a machine that may be busy.
+        assert idle_count >= 5 and idle_sum / idle_count < 0.1
         slow_before = idle_count - _sample("anchor_event_loop_lag_seconds_bucket", le="0.25")
         time.sleep(0.3)  # noqa: ASYNC251 - blocking the loop is the point: CPU-bound work on its thread
         await asyncio.sleep(0.05)
         slow_after = (_sample("anchor_event_loop_lag_seconds_count")
                       - _sample("anchor_event_loop_lag_seconds_bucket", le="0.25"))
-        assert slow_after - slow_before == 1  # one wake-up, about 0.28 s late
+        assert slow_after - slow_before >= 1  # the wake-up due during the block, about 0.28 s late
         assert _sample("anchor_event_loop_lag_seconds_sum") - idle_sum >= 0.25
     finally:
         watcher.cancel()

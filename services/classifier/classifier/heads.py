@@ -1,11 +1,14 @@
-"""What every match of a regex begins with: a prefilter that skips searches which cannot succeed.
+"""What every match of a regex contains: a prefilter that skips searches which cannot succeed.
 
 The rule layer runs about ninety vocabulary searches per post and most of them find nothing. Each
-vocabulary's "heads" (the one- or two-character strings that every match starts with, read off the
-parsed pattern) are put in one table; a post's characters and character pairs, looked up there, name
-the few vocabularies that can match at all. A vocabulary without heads (one that can start with any
-character, or match the empty string) is always searched. Skipping a search changes no result: a
-regex whose heads do not occur in the text has no match in it.
+vocabulary's "heads" are one- and two-character strings, read off the parsed pattern, such that every
+match contains one of them. Usually a head is where the match begins. After an optional repeat it may
+start inside the match instead: `a*b` has heads `b` and `ab`, and its match `aab` begins `aa`. So a
+head says whether a regex can match a text, not where. All the heads go into one table; a post's
+characters and character pairs, looked up there, name the few vocabularies that can match at all. A
+vocabulary without heads (one that can start with any character, or match the empty string) is always
+searched. Skipping a search changes no result: a regex none of whose heads occurs in the text has no
+match in it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ def _class_chars(items: list[tuple[object, object]]) -> list[str] | None:
 
 
 def _prefixes(items: list[tuple[object, object]], k: int) -> set[str]:
-    """Strings of at most k characters, one of which begins every match of `items` ("" stands for any)."""
+    """Strings of at most k characters, one of which occurs in every match of `items` ("" stands for any).
+
+    It begins the match unless an optional repeat comes first: then it begins the repeat's last round or
+    what follows the repeat."""
     if k == 0 or not items:
         return {""}
     op, av = items[0]
@@ -79,7 +85,7 @@ def _prefixes(items: list[tuple[object, object]], k: int) -> set[str]:
 
 
 def heads(regex: re.Pattern[str]) -> frozenset[str] | None:
-    """One- or two-character strings one of which every match of `regex` starts with; None if unknown."""
+    """One- or two-character strings one of which occurs in every match of `regex`; None if unknown."""
     if regex.flags & (re.IGNORECASE | re.VERBOSE):
         return None
     found = _prefixes(list(sre_parse.parse(regex.pattern)), 2)
