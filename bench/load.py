@@ -376,6 +376,22 @@ def metric_delta(before: dict, after: dict, name: str, **labels: str) -> float: 
     return total(after) - total(before)
 
 
+def long_pauses(before: dict, after: dict, service: str, over_s: float = 0.05) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The garbage collector's pauses between two scrapes: how many, how many of them over `over_s`, and the upper
+    bound of the slowest one's bucket."""
+    buckets: dict[float, float] = {}
+    for samples, sign in ((after, 1), (before, -1)):
+        for (n, ls), v in samples.items():
+            d = dict(ls)
+            if n == "anchor_gc_pause_seconds_bucket" and d.get("service") == service:
+                le = float(d["le"])
+                buckets[le] = buckets.get(le, 0.0) + sign * v
+    count = buckets.get(float("inf"), 0.0)
+    longest = min((le for le, v in buckets.items() if v >= count), default=None) if count else None
+    return {"collections": int(count), f"over_{round(over_s * 1000)}_ms": int(count - buckets.get(over_s, count)),
+            "longest_ms_at_most": None if longest is None or longest == float("inf") else round(1000 * longest, 1)}
+
+
 def histogram_quantiles(before: dict, after: dict, name: str, qs: Iterable[float],  # type: ignore[type-arg]
                         **labels: str) -> dict[str, Any]:
     """Quantiles of a Prometheus histogram's increase between two scrapes (linear within a bucket, like
@@ -848,6 +864,13 @@ def markdown(r: dict[str, Any]) -> str:
                   "timer, start):", "", "| service | wake-ups | p50 ms | p99 ms |", "|---|---|---|---|"]
         for name, q in r["mixed"]["event_loop_lag"].items():
             lines.append(f"| {name} | {q['count']:,} | {_fmt(q['p50_ms'], '', 1)} | {_fmt(q['p99_ms'], '', 1)} |")
+    if r["mixed"].get("gc_pauses"):
+        lines += ["", "Garbage-collector pauses in each service's serving process over the paced reads "
+                  "(`anchor_gc_pause_seconds`; a pause holds the interpreter, so every request in flight waits):", "",
+                  "| service | collections | over 50 ms | slowest at most |", "|---|---|---|---|"]
+        for name, g in r["mixed"]["gc_pauses"].items():
+            lines.append(f"| {name} | {g['collections']:,} | {g['over_50_ms']} | "
+                         f"{_fmt(g['longest_ms_at_most'], 'ms', 1)} |")
     lines += ["", "## Where the time goes", "",
               "Stages from the posts' own timestamps (a sample of stored posts):", "",
               "| phase | sample | ingested → classified p50 / p99 ms | classified → stored p50 / p99 ms |",
@@ -1170,6 +1193,8 @@ async def pipeline(stack: Stack, pids: dict[str, int], args: argparse.Namespace,
             "event_loop_lag": {name: histogram_quantiles(metrics_reads0[name], metrics_reads1[name],
                                                          "anchor_event_loop_lag_seconds", (0.5, 0.99), service=name)
                                for name in processes.SERVICES},
+            "gc_pauses": {name: long_pauses(metrics_reads0[name], metrics_reads1[name], name)
+                          for name in processes.SERVICES},
             "wall_seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": cpu_delta(cpu0, cpu1)}
         result["mixed"]["stages"] = await stages(
             stack, random.Random(4).sample(sent_ids, min(500, len(sent_ids))))

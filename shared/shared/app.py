@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared import db, errors, kafka, logs, metrics, middleware
+from shared import db, errors, gc_pauses, kafka, logs, metrics, middleware
 from shared.auth import TokenRegistry
 from shared.settings import ServiceSettings
 
@@ -82,6 +82,9 @@ async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db
         app.state.consumer = consumer
     app.state.readiness = readiness_probe(producer=producer, database=database, consumer=consumer)
     watcher = asyncio.create_task(watch_loop(app.state.service), name="loop-lag")
+    gc_pauses.watch(app.state.service)
+    # Started: what exists now lives as long as the process, and later full collections need not walk it.
+    gc_pauses.settle()
     try:
         yield
     finally:

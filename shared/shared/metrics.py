@@ -39,6 +39,12 @@ EVENT_LOOP_LAG = Histogram(
     ["service"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+GC_PAUSE = Histogram(
+    "anchor_gc_pause_seconds",
+    "Time the cyclic garbage collector held the interpreter, per collection and generation",
+    ["service", "generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 DEPENDENCY_UP = Gauge(
     "anchor_dependency_up", "1 when the dependency answered the last readiness check", ["service", "dependency"]
 )

@@ -24,7 +24,7 @@ from recognition import alerts, awards, repository, risk, service
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from recognition.models import AlertState
-from shared import db, kafka, topics
+from shared import db, gc_pauses, kafka, topics
 
 log = logging.getLogger("anchor.recognition.watch")
 
@@ -115,6 +115,8 @@ def _init_worker(parent: int, niceness: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    # The modules this process imported stay for its whole life: later full collections need not walk them.
+    gc_pauses.settle()
 
 
 def compute_in_worker(settings: RecognitionSettings, now: datetime) -> Snapshot:
