@@ -62,6 +62,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import demo, processes
 from devstack.stack import Stack
+from shared import app
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -379,23 +380,16 @@ def metric_delta(before: dict, after: dict, name: str, **labels: str) -> float: 
 def long_pauses(before: dict, after: dict, service: str, over_s: float = 0.05) -> dict[str, Any]:  # type: ignore[type-arg]
     """The garbage collector's pauses between two scrapes: how many, how many of them over `over_s`, and the upper
     bound of the slowest one's bucket."""
-    buckets: dict[float, float] = {}
-    for samples, sign in ((after, 1), (before, -1)):
-        for (n, ls), v in samples.items():
-            d = dict(ls)
-            if n == "anchor_gc_pause_seconds_bucket" and d.get("service") == service:
-                le = float(d["le"])
-                buckets[le] = buckets.get(le, 0.0) + sign * v
+    buckets = bucket_increase(before, after, "anchor_gc_pause_seconds", service=service)
     count = buckets.get(float("inf"), 0.0)
     longest = min((le for le, v in buckets.items() if v >= count), default=None) if count else None
     return {"collections": int(count), f"over_{round(over_s * 1000)}_ms": int(count - buckets.get(over_s, count)),
             "longest_ms_at_most": None if longest is None or longest == float("inf") else round(1000 * longest, 1)}
 
 
-def histogram_quantiles(before: dict, after: dict, name: str, qs: Iterable[float],  # type: ignore[type-arg]
-                        **labels: str) -> dict[str, Any]:
-    """Quantiles of a Prometheus histogram's increase between two scrapes (linear within a bucket, like
-    histogram_quantile); a quantile in the +Inf bucket is reported as the highest finite bound."""
+def bucket_increase(before: dict, after: dict, name: str, **labels: str) -> dict[float, float]:  # type: ignore[type-arg]
+    """A Prometheus histogram's cumulative bucket counts gained between two scrapes, by upper bound, summed over
+    the series whose labels include `labels`."""
     buckets: dict[float, float] = {}
     for samples, sign in ((after, 1), (before, -1)):
         for (n, ls), v in samples.items():
@@ -403,6 +397,14 @@ def histogram_quantiles(before: dict, after: dict, name: str, qs: Iterable[float
             if n == f"{name}_bucket" and all(d.get(k) == x for k, x in labels.items()):
                 le = float(d["le"])
                 buckets[le] = buckets.get(le, 0.0) + sign * v
+    return buckets
+
+
+def histogram_quantiles(before: dict, after: dict, name: str, qs: Iterable[float],  # type: ignore[type-arg]
+                        **labels: str) -> dict[str, Any]:
+    """Quantiles of a Prometheus histogram's increase between two scrapes (linear within a bucket, like
+    histogram_quantile); a quantile in the +Inf bucket is reported as the highest finite bound."""
+    buckets = bucket_increase(before, after, name, **labels)
     bounds = sorted(buckets)
     count = buckets.get(float("inf"), 0.0)
     out: dict[str, Any] = {"count": int(count)}
@@ -690,17 +692,10 @@ async def _read_mode(client: httpx.AsyncClient, endpoints: list[tuple[str, Calla
                 statuses[name][type(exc).__name__] += 1
             latencies[name].append(time.perf_counter() - began)
 
+    # This process's own loop lag: when the shared cores starve the load generator, its answers are read late and
+    # every latency it measures grows by that much, which is none of the service's doing.
     lags: list[float] = []
-
-    async def watch_lag() -> None:
-        # This process's own loop lag: when the shared cores starve the load generator, its answers are read late
-        # and every latency it measures grows by that much, which is none of the service's doing.
-        while time.perf_counter() < deadline:
-            due = time.perf_counter() + 0.1
-            await asyncio.sleep(0.1)
-            lags.append(max(0.0, time.perf_counter() - due))
-
-    watcher = asyncio.create_task(watch_lag())
+    watcher = asyncio.create_task(app.watch_loop(lags.append))
     await asyncio.gather(*(worker(k) for k in range(clients)))
     watcher.cancel()
     elapsed = time.perf_counter() - t0

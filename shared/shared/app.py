@@ -53,16 +53,16 @@ def readiness_probe(*, producer: kafka.ManagedProducer, database: db.Database | 
 LOOP_WATCH_INTERVAL_S = 0.1
 
 
-async def watch_loop(service: str, interval: float = LOOP_WATCH_INTERVAL_S) -> None:
-    """Records how late the event loop wakes a sleeper (`anchor_event_loop_lag_seconds`). The request
-    histogram starts timing inside the app, so a loop held up by CPU-bound work, or starved of a core, shows
-    only here: clients see it, the per-route latencies do not."""
-    lag = metrics.EVENT_LOOP_LAG.labels(service)
+async def watch_loop(observe: Callable[[float], None], interval: float = LOOP_WATCH_INTERVAL_S) -> None:
+    """Passes `observe` how late the event loop wakes a sleeper, every `interval` s, until cancelled. The
+    services record it in `anchor_event_loop_lag_seconds`: the request histogram starts timing inside the app,
+    so a loop held up by CPU-bound work, or starved of a core, shows only here: clients see it, the per-route
+    latencies do not."""
     while True:
         # perf_counter, not the loop's clock: uvloop's counts whole milliseconds, as coarse as the first bucket.
         due = time.perf_counter() + interval
         await asyncio.sleep(interval)
-        lag.observe(max(0.0, time.perf_counter() - due))
+        observe(max(0.0, time.perf_counter() - due))
 
 
 @asynccontextmanager
@@ -81,7 +81,8 @@ async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db
         consumer.start()
         app.state.consumer = consumer
     app.state.readiness = readiness_probe(producer=producer, database=database, consumer=consumer)
-    watcher = asyncio.create_task(watch_loop(app.state.service), name="loop-lag")
+    watcher = asyncio.create_task(watch_loop(metrics.EVENT_LOOP_LAG.labels(app.state.service).observe),
+                                  name="loop-lag")
     gc_pauses.watch(app.state.service)
     # Started: what exists now lives as long as the process, and later full collections need not walk it.
     gc_pauses.settle()

@@ -5,7 +5,7 @@ import time
 
 from prometheus_client import REGISTRY
 
-from shared import app
+from shared import app, metrics
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -13,7 +13,8 @@ def _sample(name: str, **labels: str) -> float:
 
 
 async def test_a_blocked_loop_shows_as_lag_and_an_idle_one_does_not() -> None:
-    watcher = asyncio.create_task(app.watch_loop("lag-test", interval=0.02))
+    lag = metrics.EVENT_LOOP_LAG.labels("lag-test")
+    watcher = asyncio.create_task(app.watch_loop(lag.observe, interval=0.02))
     try:
         await asyncio.sleep(0.2)  # idle: every wake-up on time, give or take the scheduler
         idle_count = _sample("anchor_event_loop_lag_seconds_count")

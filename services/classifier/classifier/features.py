@@ -96,8 +96,6 @@ def char_ngrams_many(texts: Sequence[str], namespace: int = 0) -> list[np.ndarra
     once, and each one's 1-, 2- and 3-grams taken back out (the ones spanning two texts are never used).
     """
     lengths = [len(text) for text in texts]
-    if not any(lengths):
-        return [np.empty(0, dtype=np.int64) for _ in texts]
     cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     salt = np.uint64(namespace) * np.uint64(0x2545F4914F6CDD1D)
     with np.errstate(over="ignore"):

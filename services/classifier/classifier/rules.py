@@ -1269,8 +1269,8 @@ def _plan() -> tuple[tuple[_Probe, ...], dict[str, tuple[tuple[str, float, int],
 
 
 _PROBES, _LABEL_PROBES = _plan()
-# Every vocabulary regex the rules run on a post, numbered, with what its matches begin with: a post only runs
-# the ones that can match it.
+# Every vocabulary regex the rules run on a post, numbered, with the heads one of which each of its matches
+# contains: a post only runs the ones that can match it.
 _HEADS = heads.HeadIndex(
     [regex for group, _ in _PROBES for regex in (*group.regexes, *((group.emoji,) if group.emoji else ()))]
     + [*_AD_RES, *_PART_RES, *_USAGE_RES]
@@ -1299,10 +1299,9 @@ _PLAIN: tuple[tuple[int, int, re.Pattern[str]], ...] = tuple(
 )
 _PLAIN_AT = frozenset(i for i, _, _ in _PLAIN)
 # The rest: (position, group, assertive, its regexes numbered, its emoji regex's number or -1).
-_Other = tuple[int, _Group, bool, tuple[tuple[int, re.Pattern[str]], ...], int]
+_Other = tuple[int, _Group, bool, _Numbered, int]
 _OTHER: tuple[_Other, ...] = tuple(
-    (i, group, assertive, tuple((_HEADS.id(r), r) for r in group.regexes),
-     _HEADS.id(group.emoji) if group.emoji is not None else -1)
+    (i, group, assertive, _numbered(group.regexes), _HEADS.id(group.emoji) if group.emoji is not None else -1)
     for i, (group, assertive) in enumerate(_PROBES) if i not in _PLAIN_AT
 )
 
@@ -1333,12 +1332,14 @@ class _Scan:
         has_emoji = _EMOJI_RE.search(s) is not None
         for i, group, assertive, numbered, emoji in other:
             regexes = tuple(regex for rid, regex in numbered if rid in can)
+            if not regexes and emoji not in can:
+                continue  # nothing of this group can match
             if assertive:
                 span, asked = _asserted(group, s, regexes)
                 if asked:
                     asked_at.add(i)
                 spans[i] = span
-            elif regexes or emoji in can:
+            else:
                 spans[i] = _first(group, s, has_emoji, regexes)
         first_person = bool(asked_at) and _FIRST_PERSON.search(s) is not None
         for label in labels:
