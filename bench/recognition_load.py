@@ -117,8 +117,9 @@ def load(url: str, posts: int, members: int) -> dict[str, float]:
     started, written = time.perf_counter(), 0
     for batch, reactions in generate(posts, members):
         with db.unit_of_work(engine) as session:
-            repository.store_posts(session, batch, now=datetime.now(UTC), zone=ZONE)
-            repository.store_reactions(session, reactions)
+            now = datetime.now(UTC)
+            repository.store_posts(session, batch, now=now, zone=ZONE)
+            repository.store_reactions(session, reactions, now=now)
         written += len(batch)
         if written % 100000 < 2000:
             print(f"  {written:>9,} posts written ({time.perf_counter() - started:.0f}s)", flush=True)

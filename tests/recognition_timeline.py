@@ -71,8 +71,9 @@ class Timeline:
         """Writes what was added since the last flush, in one unit of work, the way the consumer does."""
         assert self.engine is not None
         with db.unit_of_work(self.engine) as session:
-            repository.store_posts(session, self.events, now=datetime.now(UTC), zone=ZONE)
-            repository.store_reactions(session, self.reactions)
+            now = datetime.now(UTC)
+            repository.store_posts(session, self.events, now=now, zone=ZONE)
+            repository.store_reactions(session, self.reactions, now=now)
         self.events, self.reactions = [], []
 
 

@@ -27,7 +27,7 @@ from recognition.schemas import AcknowledgementIn
 from shared import db, topics
 from shared.errors import AnchorError
 from shared.events import ParentRef, PostEvent
-from shared.members import MemberDeleted
+from shared.members import MemberDeleted, member_key
 from tests.conftest import READER_TOKEN
 from tests.helpers import eventually, post, read_topic, uid, visible
 from tests.recognition_timeline import AS_OF, ZONE, Timeline, answer, asked, days_ago
@@ -498,3 +498,23 @@ def test_a_read_that_cannot_be_audited_fails(tmp_path: Path) -> None:
     # Nothing disclosed (an empty list) needs no audit row.
     assert service.audited(eng, lambda session: ("empty", []), reader="dev", endpoint="list", as_of=None) == "empty"
     eng.dispose()
+
+
+def test_who_must_be_dropped_from_a_list_computed_earlier(t: Timeline) -> None:
+    """A risk list served from the snapshot drops the members who opted out or were deleted after it was taken:
+    `hidden_since` names exactly those (deleted ones by digest only), and not the ones who opted back in."""
+    assert t.engine is not None
+    early, late, back, gone_early, gone_late = (t.member(n) for n in ("early", "late", "back", "ge", "gl"))
+    taken = datetime.now(UTC) - timedelta(minutes=5)
+    for member, at in ((early, taken - timedelta(minutes=1)), (late, taken + timedelta(minutes=1)),
+                       (back, taken + timedelta(minutes=1))):
+        read(t.engine, service.set_opt_out, member_id=member, opted_out=True, by="test", now=at)
+    read(t.engine, service.set_opt_out, member_id=back, opted_out=False, by="test", now=taken + timedelta(minutes=2))
+    for member, at in ((gone_early, taken - timedelta(minutes=1)), (gone_late, taken + timedelta(minutes=1))):
+        read(t.engine, service.delete_member, deletion=MemberDeleted(member_id=member, requested_at=at,
+                                                                     event_id=uid("e")), now=at)
+    with db.unit_of_work(t.engine) as session:
+        opted, deleted = privacy.hidden_since(session, since=taken)
+    assert late in opted and early not in opted and back not in opted
+    assert member_key(gone_late) in deleted and member_key(gone_early) not in deleted
+    assert gone_late not in deleted  # ids are never stored

@@ -4,16 +4,20 @@ Posts are written through recognition's own write path with chosen labels, so th
 risk, awards, thank-you, topic and health rules, not the classifier."""
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import col, update
 
-from recognition import repository, service
+from recognition import repository, service, watch
 from recognition.config import RecognitionSettings
+from recognition.models import Member
 from recognition.schemas import AcknowledgementIn
 from shared import db
 from shared.errors import AnchorError
+from shared.members import MemberDeleted
 from tests.recognition_timeline import AS_OF, Timeline, answer, asked, days_ago
 
 _counter = itertools.count()
@@ -428,3 +432,62 @@ def test_acknowledgements_are_idempotent_and_never_rewrite_the_past(t: Timeline)
     # Back-dated to ten days ago but recorded one day ago: answers for five days ago stay as they were.
     assert risk(t, helper, days_ago(5)).reward == 0
     assert risk(t, helper, AS_OF).reward == 3.0
+
+
+def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_it_changes(
+        t: Timeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Now" reads of one member's risk are answered from the community snapshot while nothing that goes into it
+    has changed since; each kind of change sends the next read back to the member's history."""
+    assert t.engine is not None
+    now = datetime.now(UTC)
+    helper, thanked, reacted, acked, opted, gone, bystander = (
+        t.member(n) for n in ("helper", "thanked", "reacted", "acked", "opted", "gone", "bystander"))
+    posts = {}
+    for i, m in enumerate((helper, thanked, reacted, acked, opted, gone, bystander)):
+        q = asked(t, t.member(f"newbie{i}"), at=days_ago(5, anchor=now))
+        posts[m] = answer(t, m, q, at=days_ago(5, anchor=now) + timedelta(minutes=10))
+    t.post(bystander, ["welcome"], at=datetime.now(UTC) + timedelta(hours=2))  # after the snapshot: not its name
+    renamed = t.events[-1].author.model_copy(update={"display_name": "改了名"})  # type: ignore[union-attr]
+    t.events[-1] = t.events[-1].model_copy(update={"author": renamed})
+    t.flush()
+    monkeypatch.setattr(watch, "RANKED", 0)  # every member's name read the way members below the ranking's are
+    snap = watch.compute(t.engine, SETTINGS, datetime.now(UTC))
+
+    def served(member: str) -> bytes | None:
+        return read(t.engine, service.snapshot_risk, risks=snap.risks, taken_at=snap.as_of, member_id=member,
+                    slack=timedelta(0))
+
+    # The snapshot's answer is the one the member's history gives for the same instant, byte for byte.
+    for m in (helper, thanked, bystander):
+        assert served(m) == risk(t, m, as_of=snap.as_of).model_dump_json().encode()
+    assert served(t.member("never-posted")) is None
+    assert json.loads(snap.risks[bystander])["display_name"] == "bystander"
+    with db.unit_of_work(t.engine) as session:  # a row from before `changed_at` existed: nothing changed since
+        session.exec(update(Member).where(col(Member.member_id) == helper).values(changed_at=None))  # type: ignore[call-overload]
+    assert served(helper) is not None
+
+    later = datetime.now(UTC)
+    t.post(helper, ["empathy"], at=later, reply_to=posts[bystander], thread=t.thread_of(posts[bystander]))
+    t.post(t.member("fan"), ["gratitude"], at=later, reply_to=posts[thanked], thread=t.thread_of(posts[thanked]))
+    t.reaction(posts[reacted], t.member("fan"), "helpful", at=later)
+    t.flush()
+    read(t.engine, service.acknowledge, member_id=acked, body=AcknowledgementIn(kind="gift"), recorded_by="test",
+         now=later)
+    read(t.engine, service.set_opt_out, member_id=opted, opted_out=True, by="test", now=later)
+    read(t.engine, service.delete_member, deletion=MemberDeleted(member_id=gone, requested_at=later, event_id="e1"),
+         now=later)
+    # Their own post, and what others did to them: thanks, a reaction, a brand acknowledgement; an opt-out (the
+    # on-demand read then refuses) and a deletion. The member a new reply was directed at changed too.
+    for m in (helper, thanked, reacted, acked, opted, gone, bystander):
+        assert served(m) is None, m
+    fresh = risk(t, thanked, as_of=datetime.now(UTC))
+    assert fresh.reward > json.loads(snap.risks[thanked])["reward"]
+
+    # Nothing changed for the members of a new snapshot; and a change made just before a snapshot was taken may
+    # not be in it, so within the slack the history is read.
+    again = watch.compute(t.engine, SETTINGS, datetime.now(UTC))
+    assert read(t.engine, service.snapshot_risk, risks=again.risks, taken_at=again.as_of, member_id=thanked,
+                slack=timedelta(0)) is not None
+    assert read(t.engine, service.snapshot_risk, risks=again.risks, taken_at=again.as_of, member_id=thanked,
+                slack=timedelta(minutes=1)) is None
+    assert opted not in again.risks and gone not in again.risks

@@ -98,20 +98,28 @@ async def _audited(request: Request, principal: auth.Principal, endpoint: str, a
                                    audit_engine=request.app.state.audit.engine)
 
 
+# Changes (posts, opt-outs, deletions) made this long before a snapshot was taken may not have been visible to
+# it yet: a transaction that began before the snapshot's read can commit after it.
+_SNAPSHOT_SLACK = timedelta(minutes=1)
+
+
 @router.get("/members/{member_id}/burnout-risk", response_model=s.BurnoutRisk,
             summary="A member's acknowledgment gap (non-clinical), with drivers, evidence and actions (audited)")
 async def get_burnout_risk(member_id: IdPath, request: Request, principal: Wellbeing,
-                           as_of: AsOf = None) -> s.BurnoutRisk:
-    def work(session: Session) -> tuple[s.BurnoutRisk, list[str]]:
+                           as_of: AsOf = None) -> s.BurnoutRisk | Response:
+    snap = _snapshot(request, as_of)
+
+    def work(session: Session) -> tuple[s.BurnoutRisk | Response, list[str]]:
+        if snap is not None:
+            body = service.snapshot_risk(session=session, risks=snap.risks, taken_at=snap.as_of,
+                                         member_id=member_id, slack=_SNAPSHOT_SLACK)
+            if body is not None:
+                return Response(content=body, media_type="application/json"), [member_id]
         found = service.burnout_risk(session=session, settings=_settings(request), member_id=member_id,
                                      as_of=_as_of(as_of))
         return found, [found.member_id]
 
     return await _audited(request, principal, "member", as_of, work)
-
-
-# Deletions requested this long before a snapshot was taken may not have been visible to it yet.
-_DELETION_SLACK = timedelta(minutes=1)
 
 
 @router.get("/burnout-risk", response_model=s.BurnoutList,
@@ -125,19 +133,16 @@ async def list_burnout_risk(request: Request, principal: Wellbeing, level: Level
 
         def from_snapshot(session: Session) -> tuple[Response, list[str]]:
             # The snapshot is up to two periods old: members who opted out or were deleted since are dropped now.
-            candidates = [r for r in snap.ranked if risk.LEVEL_ORDER[r.level] >= floor]
+            opted, deleted = privacy.hidden_since(session, since=snap.as_of - _SNAPSHOT_SLACK)
             chosen: list[s.BurnoutRisk] = []
             hidden: set[str] = set()
-            for start in range(0, len(candidates), 500):
-                chunk = candidates[start:start + 500]
-                ids = [r.member_id for r in chunk]
-                gone = privacy.opted_out(session, ids) | privacy.deleted_since(
-                    session, ids, since=snap.as_of - _DELETION_SLACK)
-                hidden |= gone
-                chosen.extend(r for r in chunk if r.member_id not in gone)
-                if len(chosen) >= limit:
+            for r in snap.ranked:  # highest score first, so the level only falls
+                if risk.LEVEL_ORDER[r.level] < floor or len(chosen) == limit:
                     break
-            chosen = chosen[:limit]
+                if r.member_id in opted or (deleted and members.member_key(r.member_id) in deleted):
+                    hidden.add(r.member_id)
+                else:
+                    chosen.append(r)
             body = _cached(snap, ("burnout", level, limit, frozenset(hidden)),
                            lambda: s.BurnoutList(as_of=snap.as_of, items=chosen))
             return body, [r.member_id for r in chosen]

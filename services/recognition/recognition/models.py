@@ -99,6 +99,10 @@ class Member(SQLModel, table=True):
     is_official: bool = False
     first_seen: datetime = _at()
     last_seen: datetime = _at()
+    # When anything that goes into the member's risk last changed (their posts, replies and reactions to them,
+    # an acknowledgement, an opt-out): a "now" read serves the community snapshot's answer only when nothing
+    # changed since it was taken. NULL: nothing since this column was added.
+    changed_at: datetime | None = _at(nullable=True)
 
 
 class StoredReaction(SQLModel, table=True):
@@ -148,7 +152,7 @@ class WellbeingOptOut(SQLModel, table=True):
 
     member_id: str = Field(primary_key=True, max_length=128)
     opted_out: bool = True
-    updated_at: datetime = _at()
+    updated_at: datetime = _at(index=True)
     updated_by: str = Field(max_length=128)
 
 
@@ -174,7 +178,7 @@ class DeletedMember(SQLModel, table=True):
     __tablename__ = "rec_deleted_members"
 
     member_key: str = Field(primary_key=True, max_length=64)
-    requested_at: datetime = _at()
+    requested_at: datetime = _at(index=True)
     deleted_at: datetime = _at()
 
 

@@ -60,15 +60,13 @@ def opted_out(session: Session, member_ids: Sequence[str] | None = None) -> set[
     return found
 
 
-def deleted_since(session: Session, member_ids: Sequence[str], *, since: datetime) -> set[str]:
-    """The members among `member_ids` whose deletion was requested after `since`."""
-    keys = {member_key(m): m for m in member_ids}
-    found: set[str] = set()
-    for chunk in _chunks(sorted(keys)):
-        stmt = select(DeletedMember.member_key).where(col(DeletedMember.member_key).in_(chunk),
-                                                      col(DeletedMember.requested_at) > since)
-        found.update(keys[k] for k in session.exec(stmt).all())
-    return found
+def hidden_since(session: Session, *, since: datetime) -> tuple[set[str], set[str]]:
+    """(members opted out of wellbeing scoring after `since`, digests of members whose deletion was requested
+    after `since`): who must be dropped from a list computed at `since`. Both are few, and indexed by time."""
+    o, d = WellbeingOptOut, DeletedMember
+    opted = set(session.exec(select(o.member_id).where(col(o.opted_out), col(o.updated_at) > since)).all())
+    deleted = set(session.exec(select(d.member_key).where(col(d.requested_at) > since)).all())
+    return opted, deleted
 
 
 # --- the audit trail ------------------------------------------------------------------------------------------

@@ -74,11 +74,28 @@ def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now:
     authors = {e.post_id: e.author_id for e in fresh}
     orphans = _backfill_targets(session, authors)
     stale = orphans + _unreplied_posts(session, openers_changed, exclude=set(inserted))
-    if stale:
-        _recredit(session, stale)
-    _upsert_members(session, fresh)
+    recredited = _recredit(session, stale) if stale else set()
+    _upsert_members(session, fresh, now=now)
+    # Whose risk the batch changed besides the authors': whom they replied to (received labels, and the
+    # reactions `fill_recipients` attributes to the new posts' authors), and the authors of posts re-credited.
+    targets = {r["target_author_id"] for r in rows if r["post_id"] in inserted and r["target_author_id"]}
+    touch_members(session, (targets | recredited) - set(authors.values()), now=now)
     fill_recipients(session, list(authors))
     return [e.post_id for e in fresh]
+
+
+def touch_members(session: Session, member_ids: Iterable[str], *, now: datetime) -> None:
+    """Marks what goes into these members' risk as changed at `now` (see `Member.changed_at`)."""
+    ids = sorted(set(member_ids))
+    for start in range(0, len(ids), 500):
+        session.exec(update(Member).where(col(Member.member_id).in_(ids[start:start + 500]))  # type: ignore[call-overload]
+                     .values(changed_at=now))
+
+
+def changed_at(session: Session, member_id: str) -> tuple[bool, datetime | None]:
+    """(whether the member has a row, when what goes into their risk last changed)."""
+    found = session.exec(select(Member.member_id, Member.changed_at).where(col(Member.member_id) == member_id)).first()
+    return (False, None) if found is None else (True, db.as_utc(found[1]))
 
 
 def is_directed(*, author: str, reply_to: str | None, target: str | None, opener: str | None) -> bool:
@@ -145,8 +162,9 @@ def _unreplied_posts(session: Session, thread_ids: Sequence[str], *, exclude: se
     return found
 
 
-def _recredit(session: Session, post_ids: Sequence[str]) -> None:
-    """Recomputes `credited` on posts whose reply target or thread opener became known after they were stored."""
+def _recredit(session: Session, post_ids: Sequence[str]) -> set[str]:
+    """Recomputes `credited` on posts whose reply target or thread opener became known after they were stored;
+    returns the posts' authors."""
     posts: list[tuple[str, str, str | None, str | None, str, bool]] = []
     for start in range(0, len(post_ids), 500):
         stmt = select(StoredPost.post_id, StoredPost.author_id, StoredPost.reply_to_post_id,
@@ -163,6 +181,7 @@ def _recredit(session: Session, post_ids: Sequence[str]) -> None:
             session.exec(update(PostLabel).where(  # type: ignore[call-overload]
                 col(PostLabel.post_id).in_(ids[start:start + 500]), col(PostLabel.label).in_(LABOR_LABELS)
             ).values(credited=value))
+    return {p[1] for p in posts}
 
 
 def _target(e: ClassifiedPostEvent, in_batch: dict[str, str], known: dict[str, str]) -> str | None:
@@ -190,11 +209,12 @@ def _backfill_targets(session: Session, authors: dict[str, str]) -> list[str]:
     return [post_id for post_id, _ in orphans]
 
 
-def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> None:
+def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent], *, now: datetime) -> None:
     merged: dict[str, dict[str, Any]] = {}
     for e in sorted(events, key=lambda ev: ev.created_at):
         row = merged.setdefault(e.author_id, {"member_id": e.author_id, "display_name": None, "joined_at": None,
-                                              "is_official": False, "first_seen": e.created_at})
+                                              "is_official": False, "first_seen": e.created_at,
+                                              "changed_at": now})
         row["last_seen"] = e.created_at
         if e.author is not None:
             row["display_name"] = e.author.display_name or row["display_name"]
@@ -214,19 +234,24 @@ def _upsert_members(session: Session, events: Sequence[ClassifiedPostEvent]) -> 
                              else_=func.coalesce(table.c.display_name, new.display_name)),
         "joined_at": func.coalesce(table.c.joined_at, new.joined_at),
         "is_official": table.c.is_official | new.is_official,
+        "changed_at": new.changed_at,
     })
     session.execute(stmt, list(merged.values()))
 
 
-def store_reactions(session: Session, events: Sequence[ReactionEvent]) -> int:
+def store_reactions(session: Session, events: Sequence[ReactionEvent], *, now: datetime) -> int:
     # The recipient (the post's author) is stored when the post is known, and set when the post arrives. A
     # reaction and its post stored at the same time by two replicas cannot see each other: that recipient stays
     # NULL until `fill_recipients` runs, and reads join NULL rows to their post meanwhile, so they still count.
     known = authors_of(session, [e.post_id for e in events])
     rows = [{"reaction_id": e.reaction_id, "post_id": e.post_id, "from_author_id": e.from_author_id,
              "kind": e.kind, "created_at": e.created_at, "recipient_id": known.get(e.post_id)} for e in events]
-    return len(db.insert_ignore(session, StoredReaction.__table__, rows, key=["reaction_id"],  # type: ignore[attr-defined]
-                                returning="reaction_id"))
+    fresh = set(db.insert_ignore(session, StoredReaction.__table__, rows, key=["reaction_id"],  # type: ignore[attr-defined]
+                                 returning="reaction_id"))
+    # A reaction whose post is not here yet touches its recipient when the post arrives (as its author).
+    touch_members(session, {r["recipient_id"] for r in rows if r["reaction_id"] in fresh and r["recipient_id"]},
+                  now=now)
+    return len(fresh)
 
 
 def fill_recipients(session: Session, post_ids: Sequence[str] | None = None) -> int:
@@ -399,6 +424,23 @@ def names_as_of(session: Session, member_ids: Sequence[str], *, as_of: datetime)
         if name is not None:
             found[member] = name
     return found
+
+
+def current_names(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> dict[str, str | None]:
+    """`names_as_of` for many members in one read: a member's row holds the name of their newest post, which is
+    the answer unless they have posts after `as_of` (those few are looked up one by one)."""
+    wanted = set(member_ids)
+    found: dict[str, str | None] = {}
+    later: list[str] = []
+    stmt = select(Member.member_id, Member.display_name, Member.last_seen)
+    for member, name, last_seen in session.exec(stmt).all():
+        if member not in wanted:
+            continue
+        if db.as_utc(last_seen) > as_of:  # type: ignore[operator]
+            later.append(member)
+        elif name is not None:
+            found[member] = name
+    return found | names_as_of(session, later, as_of=as_of)
 
 
 def acknowledgements_count(session: Session, member_id: str, *, as_of: datetime) -> int:

@@ -2,7 +2,7 @@
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,7 +68,7 @@ def _write(engine: Engine, posts: list[ClassifiedPostEvent], reactions: list[Rea
         # Content of deleted members that was still in flight (or is replayed) is dropped, never re-stored.
         posts, reactions, _ = privacy.without_deleted(session, posts, reactions)
         written.stored = repository.store_posts(session, posts, now=now, zone=zone) if posts else []
-        written.reactions = repository.store_reactions(session, reactions) if reactions else 0
+        written.reactions = repository.store_reactions(session, reactions, now=now) if reactions else 0
         # After the batch's posts: a deletion in the same batch as the member's last posts removes them too.
         for deletion in deletions:
             written.deletions.append(_delete(session, deletion, now=now))
@@ -228,6 +228,18 @@ def burnout_risk(*, session: Session, settings: RecognitionSettings, member_id: 
     return _risk_view(a, name)
 
 
+def snapshot_risk(*, session: Session, risks: Mapping[str, bytes], taken_at: datetime, member_id: str,
+                  slack: timedelta) -> bytes | None:
+    """The member's risk from a community snapshot taken at `taken_at`, if it still stands: nothing that goes
+    into it (their posts, replies and reactions to them, an acknowledgement, an opt-out, a deletion) changed
+    after `taken_at - slack`. A lookup instead of reading the member's window of history."""
+    body = risks.get(member_id)
+    if body is None:
+        return None
+    known, changed = repository.changed_at(session, member_id)
+    return body if known and (changed is None or changed <= taken_at - slack) else None
+
+
 def burnout_list(*, session: Session, settings: RecognitionSettings, level: str, limit: int,
                  as_of: datetime) -> s.BurnoutList:
     floor = risk.LEVEL_ORDER[level]
@@ -246,6 +258,7 @@ def acknowledge(*, session: Session, member_id: str, body: s.AcknowledgementIn, 
         "acknowledgement_id": ack_id, "member_id": member_id, "kind": body.kind, "note": body.note,
         "created_at": created, "recorded_at": now, "recorded_by": recorded_by})
     if fresh:
+        repository.touch_members(session, [member_id], now=now)
         return s.AcknowledgementOut(acknowledgement_id=ack_id, member_id=member_id, kind=body.kind, note=body.note,
                                     created_at=created, duplicate=False)
     stored = repository.get_acknowledgement(session, ack_id)
@@ -358,6 +371,7 @@ def set_opt_out(*, session: Session, member_id: str, opted_out: bool, by: str, n
     """Takes effect at once for every on-demand read; the next community snapshot drops the member too (and
     lists served from the current one are filtered at read time)."""
     privacy.set_opt_out(session, member_id, opted_out=opted_out, by=by, now=now)
+    repository.touch_members(session, [member_id], now=now)
     return s.OptOut(member_id=member_id, opted_out=opted_out, updated_at=now)
 
 

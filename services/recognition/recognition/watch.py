@@ -58,6 +58,9 @@ class Snapshot:
     health: s.CommunityHealth
     unanswered: list[tuple[str, datetime]]
     nominations: dict[str, s.Nominations]
+    # Every scored member's risk, serialized: "now" reads of a member nothing has changed for since (see
+    # `Member.changed_at`) are answered from it, not recomputed.
+    risks: dict[str, bytes] = field(default_factory=dict)
     # Serialized responses by request key: a snapshot never changes, so each answer is encoded once.
     responses: dict[tuple[object, ...], bytes] = field(default_factory=dict)
 
@@ -80,6 +83,12 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         kept = [a for i, a in enumerate(assessed) if i < RANKED or risk.LEVEL_ORDER[a.level] >= high]
         names = repository.names_as_of(session, [a.member_id for a in kept], as_of=now)
         ranked = [service._risk_view(a, names.get(a.member_id)) for a in kept]
+        risks = {r.member_id: r.model_dump_json().encode() for r in ranked}
+        rest = [a for a in assessed if a.member_id not in risks]
+        # One read for every name: a seek per member, as for `kept`, is seconds at 50,000 members.
+        names = repository.current_names(session, [a.member_id for a in rest], as_of=now)
+        risks.update((a.member_id, service._risk_view(a, names.get(a.member_id)).model_dump_json().encode())
+                     for a in rest)
         levels = dict(Tally(a.level for a in assessed))
         at_risk = sum(risk.LEVEL_ORDER[a.level] >= high for a in assessed)
         topic_view = service.defect_topics(session=session, as_of=now, consensus=None)
@@ -95,7 +104,7 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         since = now - timedelta(days=service.NOMINATION_DAYS)
         nominations = {award: service.nominations(session=session, settings=settings, award=award, since=since,
                                                   until=now, limit=NOMINATION_LIMIT) for award in awards.AWARDS}
-    return Snapshot(now, ranked, levels, topic_view, health, unanswered, nominations)
+    return Snapshot(now, ranked, levels, topic_view, health, unanswered, nominations, risks)
 
 
 def _init_worker(parent: int, niceness: int) -> None:
