@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from recognition import models, privacy, service, watch
 from recognition.config import RecognitionSettings
 from recognition.models import Acknowledgement, Member, WellbeingOptOut
 from recognition.schemas import AcknowledgementIn
-from shared import db, topics
+from shared import db, kafka, topics
 from shared.errors import AnchorError
 from shared.events import ParentRef, PostEvent
 from shared.members import MemberDeleted, member_key
@@ -518,3 +519,38 @@ def test_who_must_be_dropped_from_a_list_computed_earlier(t: Timeline) -> None:
     assert late in opted and early not in opted and back not in opted
     assert member_key(gone_late) in deleted and member_key(gone_early) not in deleted
     assert gone_late not in deleted  # ids are never stored
+
+
+def test_alert_bookkeeping_keeps_off_the_threads_requests_read_on(t: Timeline, stack: Stack) -> None:
+    """A snapshot's alert claims are database work, one per subject that moves; they run on the watcher's own
+    thread, so a snapshot that moves many subjects never holds the pool the requests' reads wait for."""
+    assert t.engine is not None
+    member = t.member("alerted")
+    _overworked(t, member, now=datetime.now(UTC))
+    t.flush()
+    snap = watch.compute(t.engine, SETTINGS, datetime.now(UTC))
+    assert f"risk:{member}" in watch.desired_states(snap, {})["burnout_risk"]
+
+    class Counting(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            Counting.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    async def run() -> int:
+        asyncio.get_running_loop().set_default_executor(Counting(max_workers=2))
+        settings = RecognitionSettings.model_validate({"kafka": {"bootstrap_servers": stack.bootstrap}})
+        producer = kafka.ManagedProducer(settings.kafka, client_id="test-alerts", create_topics=True)
+        producer.start()
+        watcher = watch.Watcher(engine=t.engine, producer=producer, settings=settings)
+        try:
+            await asyncio.wait_for(producer.started.wait(), 30)
+            return await watcher.alert(snap)
+        finally:
+            await watcher.stop()
+            await producer.stop()
+
+    assert asyncio.run(run()) >= 1
+    assert Counting.submitted == 0
+    assert _alerts_for(stack, member)

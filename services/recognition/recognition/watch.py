@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import Counter as Tally
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -228,6 +228,9 @@ class Watcher:
         self.latest: Snapshot | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool: ProcessPoolExecutor | None = None
+        # The alert bookkeeping's database work, one claim at a time, on a thread of its own: a snapshot that
+        # moves many subjects would otherwise hold a thread of the pool the requests' reads wait for.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recognition-alerts")
         self.compute_seconds = 0.0
         # Bumped by `forget`: a snapshot whose computation began before a deletion is never served or alerted.
         self._generation = 0
@@ -244,6 +247,7 @@ class Watcher:
                 pass
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        self._db.shutdown(wait=False, cancel_futures=True)
 
     def forget(self) -> None:
         """Drops the current snapshot (a member was deleted): "now" reads are computed on demand until the next
@@ -306,11 +310,12 @@ class Watcher:
     async def alert(self, snap: Snapshot) -> int:
         if not self.producer.started.is_set():
             return 0  # states stay unclaimed; the next snapshot tries again
-        previous = await asyncio.to_thread(stored_states, self.engine, snap.as_of)
+        loop = asyncio.get_running_loop()
+        previous = await loop.run_in_executor(self._db, stored_states, self.engine, snap.as_of)
         sent = 0
         for kind, desired in desired_states(snap, previous).items():
             for crossing in alerts.crossings(kind, previous.get(kind, {}), desired):
-                if not await asyncio.to_thread(_claim, self.engine, crossing, snap.as_of):
+                if not await loop.run_in_executor(self._db, _claim, self.engine, crossing, snap.as_of):
                     continue
                 if not crossing.alert:
                     continue
@@ -322,7 +327,7 @@ class Watcher:
                         value=json.dumps(body, ensure_ascii=False).encode())
                 except Exception as exc:
                     log.warning("alert publish failed; will retry", extra={"error": repr(exc), "kind": kind})
-                    await asyncio.to_thread(_release, self.engine, crossing)
+                    await loop.run_in_executor(self._db, _release, self.engine, crossing)
                     continue
                 ALERTS_SENT.labels(kind).inc()
                 sent += 1
