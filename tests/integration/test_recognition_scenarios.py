@@ -446,6 +446,8 @@ def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_
     for i, m in enumerate((helper, thanked, reacted, acked, opted, gone, bystander)):
         q = asked(t, t.member(f"newbie{i}"), at=days_ago(5, anchor=now))
         posts[m] = answer(t, m, q, at=days_ago(5, anchor=now) + timedelta(minutes=10))
+    answered_by_gone, replier = t.member("newbie5"), t.member("replier")
+    t.post(replier, ["gratitude"], at=days_ago(4, anchor=now), reply_to=posts[gone], thread=t.thread_of(posts[gone]))
     t.post(bystander, ["welcome"], at=datetime.now(UTC) + timedelta(hours=2))  # after the snapshot: not its name
     renamed = t.events[-1].author.model_copy(update={"display_name": "改了名"})  # type: ignore[union-attr]
     t.events[-1] = t.events[-1].model_copy(update={"author": renamed})
@@ -474,11 +476,13 @@ def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_
     read(t.engine, service.acknowledge, member_id=acked, body=AcknowledgementIn(kind="gift"), recorded_by="test",
          now=later)
     read(t.engine, service.set_opt_out, member_id=opted, opted_out=True, by="test", now=later)
+    assert served(answered_by_gone) is not None and served(replier) is not None
     read(t.engine, service.delete_member, deletion=MemberDeleted(member_id=gone, requested_at=later, event_id="e1"),
          now=later)
     # Their own post, and what others did to them: thanks, a reaction, a brand acknowledgement; an opt-out (the
-    # on-demand read then refuses) and a deletion. The member a new reply was directed at changed too.
-    for m in (helper, thanked, reacted, acked, opted, gone, bystander):
+    # on-demand read then refuses) and a deletion. The member a new reply was directed at changed too, and so did
+    # the deleted member's: whom they answered, and who replied to them (that reply's credit is judged again).
+    for m in (helper, thanked, reacted, acked, opted, gone, bystander, answered_by_gone, replier):
         assert served(m) is None, m
     fresh = risk(t, thanked, as_of=datetime.now(UTC))
     assert fresh.reward > json.loads(snap.risks[thanked])["reward"]

@@ -155,6 +155,13 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
     p = StoredPost
     own = list(session.exec(select(p.post_id).where(col(p.author_id) == member_id,
                                                     col(p.created_at) <= requested_at)).all())
+    # Whose risk the deletion changes besides theirs: whom their posts and reactions were directed at, and (below)
+    # the authors of the replies to them, whose credit is judged again.
+    affected = set(session.exec(select(p.target_author_id).where(
+        col(p.author_id) == member_id, col(p.created_at) <= requested_at, col(p.target_author_id).is_not(None))).all())
+    affected.update(session.exec(select(StoredReaction.recipient_id).where(
+        col(StoredReaction.from_author_id) == member_id, col(StoredReaction.created_at) <= requested_at,
+        col(StoredReaction.recipient_id).is_not(None))).all())
     found: set[str] = set()
     for chunk in _chunks(own):
         found.update(session.exec(select(p.post_id).where(col(p.reply_to_post_id).in_(chunk),
@@ -185,12 +192,13 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
             col(AlertState.alert_key).in_([f"venting:{post_id}" for post_id in chunk])))
     if replies:
         # A reply to a post that no longer exists is judged like one whose parent is unknown: by the thread.
-        repository._recredit(session, replies)
+        affected |= repository._recredit(session, replies)
     acks = session.exec(delete(Acknowledgement).where(  # type: ignore[call-overload]
         col(Acknowledgement.member_id) == member_id, col(Acknowledgement.recorded_at) <= requested_at)).rowcount
     session.exec(delete(AlertState).where(col(AlertState.alert_key) == f"risk:{member_id}"))  # type: ignore[call-overload]
     session.exec(delete(WellbeingOptOut).where(  # type: ignore[call-overload]
         col(WellbeingOptOut.member_id) == member_id, col(WellbeingOptOut.updated_at) <= requested_at))
     session.exec(delete(Member).where(col(Member.member_id) == member_id))  # type: ignore[call-overload]
+    repository.touch_members(session, affected - {member_id}, now=now)
     return {"posts": len(own), "replies_detached": len(replies), "reactions": int(reactions or 0),
             "acknowledgements": int(acks or 0)}
