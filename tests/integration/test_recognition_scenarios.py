@@ -442,12 +442,24 @@ def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_
     now = datetime.now(UTC)
     helper, thanked, reacted, acked, opted, gone, bystander = (
         t.member(n) for n in ("helper", "thanked", "reacted", "acked", "opted", "gone", "bystander"))
-    posts = {}
+    posts: dict[str, str] = {}
     for i, m in enumerate((helper, thanked, reacted, acked, opted, gone, bystander)):
         q = asked(t, t.member(f"newbie{i}"), at=days_ago(5, anchor=now))
         posts[m] = answer(t, m, q, at=days_ago(5, anchor=now) + timedelta(minutes=10))
+        if m == gone:  # someone answers after them, a repeat until they are deleted
+            after_gone = t.member("after-gone")
+            answer(t, after_gone, q, at=days_ago(5, anchor=now) + timedelta(minutes=30))
     answered_by_gone, replier = t.member("newbie5"), t.member("replier")
     t.post(replier, ["gratitude"], at=days_ago(4, anchor=now), reply_to=posts[gone], thread=t.thread_of(posts[gone]))
+    # An answer that is not a repeat yet (an earlier one to the same question arrives later), and a reply stored
+    # before the post it answers (its credit is judged again when that post arrives).
+    first, second_answerer, early_replier = t.member("first"), t.member("second"), t.member("early")
+    question = asked(t, t.member("asker"), at=days_ago(3, anchor=now))
+    answer(t, second_answerer, question, at=days_ago(3, anchor=now) + timedelta(hours=2))
+    opener = t.post(t.member("opener"), ["venting"], at=days_ago(3, anchor=now), content="又坏了")
+    late_opener = t.events.pop()
+    t.post(early_replier, ["empathy"], at=days_ago(3, anchor=now) + timedelta(minutes=5), reply_to=opener,
+           thread=t.thread_of(opener), with_parent=False, content="抱抱,先别急")
     t.post(bystander, ["welcome"], at=datetime.now(UTC) + timedelta(hours=2))  # after the snapshot: not its name
     renamed = t.events[-1].author.model_copy(update={"display_name": "改了名"})  # type: ignore[union-attr]
     t.events[-1] = t.events[-1].model_copy(update={"author": renamed})
@@ -460,7 +472,7 @@ def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_
                     slack=timedelta(0))
 
     # The snapshot's answer is the one the member's history gives for the same instant, byte for byte.
-    for m in (helper, thanked, bystander):
+    for m in (helper, thanked, bystander, second_answerer, early_replier):
         assert served(m) == risk(t, m, as_of=snap.as_of).model_dump_json().encode()
     assert served(t.member("never-posted")) is None
     assert json.loads(snap.risks[bystander])["display_name"] == "bystander"
@@ -472,17 +484,20 @@ def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_
     t.post(helper, ["empathy"], at=later, reply_to=posts[bystander], thread=t.thread_of(posts[bystander]))
     t.post(t.member("fan"), ["gratitude"], at=later, reply_to=posts[thanked], thread=t.thread_of(posts[thanked]))
     t.reaction(posts[reacted], t.member("fan"), "helpful", at=later)
+    answer(t, first, question, at=days_ago(3, anchor=now) + timedelta(hours=1))  # makes the other a repeat
+    t.events.append(late_opener)
     t.flush()
     read(t.engine, service.acknowledge, member_id=acked, body=AcknowledgementIn(kind="gift"), recorded_by="test",
          now=later)
     read(t.engine, service.set_opt_out, member_id=opted, opted_out=True, by="test", now=later)
-    assert served(answered_by_gone) is not None and served(replier) is not None
+    assert all(served(m) is not None for m in (answered_by_gone, replier, after_gone))
     read(t.engine, service.delete_member, deletion=MemberDeleted(member_id=gone, requested_at=later, event_id="e1"),
          now=later)
     # Their own post, and what others did to them: thanks, a reaction, a brand acknowledgement; an opt-out (the
     # on-demand read then refuses) and a deletion. The member a new reply was directed at changed too, and so did
     # the deleted member's: whom they answered, and who replied to them (that reply's credit is judged again).
-    for m in (helper, thanked, reacted, acked, opted, gone, bystander, answered_by_gone, replier):
+    for m in (helper, thanked, reacted, acked, opted, gone, bystander, answered_by_gone, replier, after_gone,
+              second_answerer, early_replier):
         assert served(m) is None, m
     fresh = risk(t, thanked, as_of=datetime.now(UTC))
     assert fresh.reward > json.loads(snap.risks[thanked])["reward"]

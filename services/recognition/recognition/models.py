@@ -178,8 +178,8 @@ class DeletedMember(SQLModel, table=True):
     __tablename__ = "rec_deleted_members"
 
     member_key: str = Field(primary_key=True, max_length=64)
-    requested_at: datetime = _at(index=True)
-    deleted_at: datetime = _at()
+    requested_at: datetime = _at()
+    deleted_at: datetime = _at(index=True)
 
 
 def _metadata(*tables: type[SQLModel]) -> MetaData:

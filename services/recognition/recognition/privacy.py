@@ -61,11 +61,12 @@ def opted_out(session: Session, member_ids: Sequence[str] | None = None) -> set[
 
 
 def hidden_since(session: Session, *, since: datetime) -> tuple[set[str], set[str]]:
-    """(members opted out of wellbeing scoring after `since`, digests of members whose deletion was requested
-    after `since`): who must be dropped from a list computed at `since`. Both are few, and indexed by time."""
+    """(members opted out of wellbeing scoring after `since`, digests of members deleted after `since`): who must
+    be dropped from a list computed at `since`. Both are few, and indexed by time. A deletion counts from when it
+    was applied here, not when it was requested: one requested long ago may reach this service late."""
     o, d = WellbeingOptOut, DeletedMember
     opted = set(session.exec(select(o.member_id).where(col(o.opted_out), col(o.updated_at) > since)).all())
-    deleted = set(session.exec(select(d.member_key).where(col(d.requested_at) > since)).all())
+    deleted = set(session.exec(select(d.member_key).where(col(d.deleted_at) > since)).all())
     return opted, deleted
 
 
@@ -162,6 +163,10 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
     affected.update(session.exec(select(StoredReaction.recipient_id).where(
         col(StoredReaction.from_author_id) == member_id, col(StoredReaction.created_at) <= requested_at,
         col(StoredReaction.recipient_id).is_not(None))).all())
+    # Other answers to the questions they answered: whether those were repeats depended on theirs.
+    affected |= repository.answerers(session, session.exec(select(PostLabel.reply_to_post_id).where(
+        col(PostLabel.author_id) == member_id, col(PostLabel.label) == "newcomer_answer",
+        col(PostLabel.created_at) <= requested_at, col(PostLabel.reply_to_post_id).is_not(None))).all())
     found: set[str] = set()
     for chunk in _chunks(own):
         found.update(session.exec(select(p.post_id).where(col(p.reply_to_post_id).in_(chunk),

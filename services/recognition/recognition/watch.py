@@ -85,8 +85,7 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         ranked = [service._risk_view(a, names.get(a.member_id)) for a in kept]
         risks = {r.member_id: r.model_dump_json().encode() for r in ranked}
         rest = [a for a in assessed if a.member_id not in risks]
-        # One read for every name: a seek per member, as for `kept`, is seconds at 50,000 members.
-        names = repository.current_names(session, [a.member_id for a in rest], as_of=now)
+        names = repository.names_of_all(session, [a.member_id for a in rest], as_of=now)
         risks.update((a.member_id, service._risk_view(a, names.get(a.member_id)).model_dump_json().encode())
                      for a in rest)
         levels = dict(Tally(a.level for a in assessed))
