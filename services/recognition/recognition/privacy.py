@@ -197,7 +197,7 @@ def delete_member(session: Session, member_id: str, *, requested_at: datetime, n
             col(AlertState.alert_key).in_([f"venting:{post_id}" for post_id in chunk])))
     if replies:
         # A reply to a post that no longer exists is judged like one whose parent is unknown: by the thread.
-        affected |= repository._recredit(session, replies)
+        affected |= repository.recredit(session, replies)
     acks = session.exec(delete(Acknowledgement).where(  # type: ignore[call-overload]
         col(Acknowledgement.member_id) == member_id, col(Acknowledgement.recorded_at) <= requested_at)).rowcount
     session.exec(delete(AlertState).where(col(AlertState.alert_key) == f"risk:{member_id}"))  # type: ignore[call-overload]

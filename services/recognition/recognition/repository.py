@@ -74,7 +74,7 @@ def store_posts(session: Session, events: Sequence[ClassifiedPostEvent], *, now:
     authors = {e.post_id: e.author_id for e in fresh}
     orphans = _backfill_targets(session, authors)
     stale = orphans + _unreplied_posts(session, openers_changed, exclude=set(inserted))
-    recredited = _recredit(session, stale) if stale else set()
+    recredited = recredit(session, stale) if stale else set()
     _upsert_members(session, fresh, now=now)
     # Whose risk the batch changed besides the authors': whom they replied to (received labels, and the
     # reactions `fill_recipients` attributes to the new posts' authors), and the authors of posts re-credited.
@@ -177,7 +177,7 @@ def _unreplied_posts(session: Session, thread_ids: Sequence[str], *, exclude: se
     return found
 
 
-def _recredit(session: Session, post_ids: Sequence[str]) -> set[str]:
+def recredit(session: Session, post_ids: Sequence[str]) -> set[str]:
     """Recomputes `credited` on posts whose reply target or thread opener became known after they were stored;
     returns the posts' authors."""
     posts: list[tuple[str, str, str | None, str | None, str, bool]] = []

@@ -192,7 +192,7 @@ def _member_or_404(session: Session, member_id: str, as_of: datetime) -> str | N
     return repository.names_as_of(session, [member_id], as_of=as_of).get(member_id)
 
 
-def _risk_view(a: risk.Assessment, name: str | None) -> s.BurnoutRisk:
+def risk_view(a: risk.Assessment, name: str | None) -> s.BurnoutRisk:
     return s.BurnoutRisk(
         member_id=a.member_id, as_of=a.as_of, score=a.score, level=a.level, effort=a.effort, reward=a.reward,  # type: ignore[arg-type]
         effort_reward_ratio=a.effort_reward_ratio,
@@ -225,7 +225,7 @@ def burnout_risk(*, session: Session, settings: RecognitionSettings, member_id: 
                                            recent_days=settings.risk.recent_days,
                                            baseline_days=settings.risk.baseline_days,
                                            daily_cap=settings.ledger.daily_cap)
-    return _risk_view(a, name)
+    return risk_view(a, name)
 
 
 def snapshot_risk(*, session: Session, risks: Mapping[str, bytes], taken_at: datetime, member_id: str,
@@ -246,7 +246,7 @@ def burnout_list(*, session: Session, settings: RecognitionSettings, level: str,
     ranked = sorted((a for a in assessments(session=session, settings=settings, as_of=as_of)
                      if risk.LEVEL_ORDER[a.level] >= floor), key=lambda a: (-a.score, a.member_id))[:limit]
     names = repository.names_as_of(session, [a.member_id for a in ranked], as_of=as_of)
-    return s.BurnoutList(as_of=as_of, items=[_risk_view(a, names.get(a.member_id)) for a in ranked])
+    return s.BurnoutList(as_of=as_of, items=[risk_view(a, names.get(a.member_id)) for a in ranked])
 
 
 def acknowledge(*, session: Session, member_id: str, body: s.AcknowledgementIn, recorded_by: str,

@@ -82,11 +82,11 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         high = risk.LEVEL_ORDER["high"]
         kept = [a for i, a in enumerate(assessed) if i < RANKED or risk.LEVEL_ORDER[a.level] >= high]
         names = repository.names_as_of(session, [a.member_id for a in kept], as_of=now)
-        ranked = [service._risk_view(a, names.get(a.member_id)) for a in kept]
+        ranked = [service.risk_view(a, names.get(a.member_id)) for a in kept]
         risks = {r.member_id: r.model_dump_json().encode() for r in ranked}
         rest = [a for a in assessed if a.member_id not in risks]
         names = repository.names_of_all(session, [a.member_id for a in rest], as_of=now)
-        risks.update((a.member_id, service._risk_view(a, names.get(a.member_id)).model_dump_json().encode())
+        risks.update((a.member_id, service.risk_view(a, names.get(a.member_id)).model_dump_json().encode())
                      for a in rest)
         levels = dict(Tally(a.level for a in assessed))
         at_risk = sum(risk.LEVEL_ORDER[a.level] >= high for a in assessed)
