@@ -469,7 +469,7 @@ def test_opted_out_member_is_left_out_of_scores_lists_health_and_the_snapshot(t:
     listed = read(t.engine, service.burnout_list, settings=SETTINGS, level="low", limit=500, as_of=now)
     assert scored in [i.member_id for i in listed.items] and out not in [i.member_id for i in listed.items]
     snap = watch.compute(t.engine, SETTINGS, now)
-    ranked = [r.member_id for r in snap.ranked]
+    ranked = [member for member, _ in snap.ranked]
     assert scored in ranked and out not in ranked
     assert sum(snap.levels.values()) == len(read(t.engine, service.assessments, settings=SETTINGS, as_of=now))
     desired = watch.desired_states(snap, {})

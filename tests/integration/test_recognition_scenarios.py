@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import col, update
 
 from recognition import repository, service, watch
+from recognition import risk as risk_model
 from recognition.config import RecognitionSettings
 from recognition.models import Member
-from recognition.schemas import AcknowledgementIn
+from recognition.schemas import AcknowledgementIn, DefectTopics
 from shared import db
 from shared.errors import AnchorError
 from shared.members import MemberDeleted
@@ -510,3 +511,45 @@ def test_a_members_risk_is_served_from_the_snapshot_only_until_something_behind_
     assert read(t.engine, service.snapshot_risk, risks=again.risks, taken_at=again.as_of, member_id=thanked,
                 slack=timedelta(minutes=1)) is None
     assert opted not in again.risks and gone not in again.risks
+
+
+def test_the_snapshot_serves_topics_and_risk_lists_as_the_models_would_serialize_them(t: Timeline) -> None:
+    """The snapshot keeps each topic's and each member's answer as JSON, not the models: the answers spliced from
+    them, the gauges' counts and the alerts' states are the ones the models themselves give."""
+    opener = t.post(t.member("o"), ["defect_report"], at=days_ago(12), title="冬天早上第一脚刹车发软",
+                    content="早上第一脚刹车踩下去很软", component="chassis", conditions=["cold"])
+    for i in range(3):
+        t.post(t.member(f"q{i}"), ["quirk_framing"], at=days_ago(11 - i), thread=t.thread_of(opener),
+               reply_to=opener, content="正常的,习惯就好", component="chassis")
+    other = t.post(t.member("r"), ["defect_report"], at=days_ago(12), title="车机黑屏", component="infotainment")
+    for i in range(2):
+        t.post(t.member(f"d{i}"), ["defect_framing"], at=days_ago(10 - i), thread=t.thread_of(other),
+               reply_to=other, content="这就是质量问题", component="infotainment")
+    t.flush()
+    snap = watch.compute(t.engine, SETTINGS, datetime.now(UTC))
+    topics = read(t.engine, service.defect_topics, as_of=snap.as_of, consensus=None).items
+    assert {x.consensus for x in topics} >= {"quirk", "defect"}
+    for consensus in (None, "investigating", "quirk", "defect", "contested"):
+        for limit in (1, 2, 1000):
+            chosen = [x for x in topics if consensus is None or x.consensus == consensus][:limit]
+            expected = DefectTopics(as_of=snap.as_of, items=chosen).model_dump_json().encode()
+            assert watch.topics_body(snap, consensus, limit) == expected
+    assert DefectTopics.model_validate_json(watch.topics_body(snap, None, 1000)).items == topics
+    for state in ("investigating", "quirk", "defect", "contested"):
+        assert snap.topic_counts.get(state, 0) == sum(x.consensus == state for x in topics)
+    assert snap.topic_counts["safety_review"] == sum(x.safety_review for x in topics) >= 1
+    brake = next(x for x in topics if t.thread_of(opener) in x.thread_ids)
+    state, key, payload = watch.desired_states(snap, {})["defect_escalation"][f"topic:{brake.topic_id}"]
+    assert (state, key, payload["consensus"], payload["safety_review"]) == (
+        "+safety_review", brake.topic_id, "quirk", True)
+
+    # A risk list from the snapshot is the list computed for the same instant, byte for byte.
+    for level, limit in (("low", 3), ("low", 500), ("high", 50)):
+        floor = risk_model.LEVEL_ORDER[level]
+        chosen = [m for m, lv in snap.ranked if risk_model.LEVEL_ORDER[lv] >= floor][:limit]
+        listed = read(t.engine, service.burnout_list, settings=SETTINGS, level=level, limit=limit, as_of=snap.as_of)
+        assert watch.risks_body(snap, chosen) == listed.model_dump_json().encode()
+    for member, member_level in snap.ranked[:20]:
+        state, key, payload = watch.desired_states(snap, {})["burnout_risk"][f"risk:{member}"]
+        assert (key, payload["level"]) == (member, member_level)
+        assert payload["drivers"] == [d["factor"] for d in json.loads(snap.risks[member])["drivers"]]

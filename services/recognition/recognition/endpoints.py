@@ -62,10 +62,11 @@ def _snapshot(request: Request, as_of: datetime | None) -> watch.Snapshot | None
     return watcher.fresh(datetime.now(UTC))
 
 
-def _cached(snap: watch.Snapshot, key: tuple[object, ...], build: Callable[[], BaseModel]) -> Response:
+def _cached(snap: watch.Snapshot, key: tuple[object, ...], build: Callable[[], BaseModel | bytes]) -> Response:
     body = snap.responses.get(key)
     if body is None:
-        body = snap.responses[key] = build().model_dump_json().encode()
+        built = build()
+        body = snap.responses[key] = built if isinstance(built, bytes) else built.model_dump_json().encode()
     return Response(content=body, media_type="application/json")
 
 
@@ -134,18 +135,17 @@ async def list_burnout_risk(request: Request, principal: Wellbeing, level: Level
         def from_snapshot(session: Session) -> tuple[Response, list[str]]:
             # The snapshot is up to two periods old: members who opted out or were deleted since are dropped now.
             opted, deleted = privacy.hidden_since(session, since=snap.as_of - _SNAPSHOT_SLACK)
-            chosen: list[s.BurnoutRisk] = []
+            chosen: list[str] = []
             hidden: set[str] = set()
-            for r in snap.ranked:  # highest score first, so the level only falls
-                if risk.LEVEL_ORDER[r.level] < floor or len(chosen) == limit:
+            for member, member_level in snap.ranked:  # highest score first, so the level only falls
+                if risk.LEVEL_ORDER[member_level] < floor or len(chosen) == limit:
                     break
-                if r.member_id in opted or (deleted and members.member_key(r.member_id) in deleted):
-                    hidden.add(r.member_id)
+                if member in opted or (deleted and members.member_key(member) in deleted):
+                    hidden.add(member)
                 else:
-                    chosen.append(r)
-            body = _cached(snap, ("burnout", level, limit, frozenset(hidden)),
-                           lambda: s.BurnoutList(as_of=snap.as_of, items=chosen))
-            return body, [r.member_id for r in chosen]
+                    chosen.append(member)
+            return _cached(snap, ("burnout", level, limit, frozenset(hidden)),
+                           lambda: watch.risks_body(snap, chosen)), chosen
 
         return await _audited(request, principal, "list", as_of, from_snapshot)
 
@@ -195,13 +195,11 @@ async def get_defect_topics(request: Request, _: Read,
                             ) -> s.DefectTopics | Response:
     snap = _snapshot(request, as_of)
 
-    def pick(topics: s.DefectTopics) -> s.DefectTopics:
-        chosen = [t for t in topics.items if consensus is None or t.consensus == consensus]
-        return s.DefectTopics(as_of=topics.as_of, items=chosen[:limit])
-
     if snap is not None:
-        return _cached(snap, ("topics", consensus, limit), lambda: pick(snap.topics))
-    return pick(await _read(request, service.defect_topics, as_of=_as_of(as_of), consensus=None))
+        return _cached(snap, ("topics", consensus, limit), lambda: watch.topics_body(snap, consensus, limit))
+    topics = await _read(request, service.defect_topics, as_of=_as_of(as_of), consensus=None)
+    chosen = [t for t in topics.items if consensus is None or t.consensus == consensus]
+    return s.DefectTopics(as_of=topics.as_of, items=chosen[:limit])
 
 
 @router.get("/community/health", response_model=s.CommunityHealth, summary="Community health over a window")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import col, select, update
 
@@ -50,11 +51,18 @@ HEALTH_FIGURES = ("venting_posts", "venting_answered_with_empathy_share", "empat
 @dataclass
 class Snapshot:
     as_of: datetime
-    # Every member at high risk or above, and the top RANKED of all: enough for any list request (its limit is
-    # at most 500, and a level floor keeps a prefix of the ranking).
-    ranked: list[s.BurnoutRisk]
+    # (member id, level) of every member at high risk or above, and of the top RANKED of all, highest score first:
+    # enough for any list request (its limit is at most 500, and a level floor keeps a prefix of the ranking).
+    # Their answers are in `risks`, and what their alerts need in `risk_desired`.
+    ranked: list[tuple[str, str]]
+    risk_desired: alerts.Desired
     levels: dict[str, int]
-    topics: s.DefectTopics
+    # The flaw topics, each as (consensus, its JSON as served), in the served order; and what the gauges and the
+    # alerts need of them. At 1M posts the topics as models took 173 ms to unpickle in the serving process, on
+    # every snapshot, and were only ever serialized again.
+    topics: list[tuple[str, bytes]]
+    topic_counts: dict[str, int]
+    topic_desired: alerts.Desired
     health: s.CommunityHealth
     unanswered: list[tuple[str, datetime]]
     nominations: dict[str, s.Nominations]
@@ -82,8 +90,14 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         high = risk.LEVEL_ORDER["high"]
         kept = [a for i, a in enumerate(assessed) if i < RANKED or risk.LEVEL_ORDER[a.level] >= high]
         names = repository.names_as_of(session, [a.member_id for a in kept], as_of=now)
-        ranked = [service.risk_view(a, names.get(a.member_id)) for a in kept]
-        risks = {r.member_id: r.model_dump_json().encode() for r in ranked}
+        views = [service.risk_view(a, names.get(a.member_id)) for a in kept]
+        risks = {r.member_id: r.model_dump_json().encode() for r in views}
+        ranked = [(r.member_id, r.level) for r in views]
+        at = now.isoformat()
+        risk_desired: alerts.Desired = {f"risk:{r.member_id}": (alerts.risk_state(r.level), r.member_id, {
+            "member_id": r.member_id, "level": r.level, "score": r.score, "as_of": at,
+            "drivers": [d.factor for d in r.drivers], "recommended_actions": [a.action for a in r.recommended_actions]})
+            for r in views}
         rest = [a for a in assessed if a.member_id not in risks]
         names = repository.names_of_all(session, [a.member_id for a in rest], as_of=now)
         risks.update((a.member_id, service.risk_view(a, names.get(a.member_id)).model_dump_json().encode())
@@ -103,7 +117,41 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         since = now - timedelta(days=service.NOMINATION_DAYS)
         nominations = {award: service.nominations(session=session, settings=settings, award=award, since=since,
                                                   until=now, limit=NOMINATION_LIMIT) for award in awards.AWARDS}
-    return Snapshot(now, ranked, levels, topic_view, health, unanswered, nominations, risks)
+    topics = [(x.consensus, x.model_dump_json().encode()) for x in topic_view.items]
+    counts = Tally(x.consensus for x in topic_view.items)
+    counts.update(escalating=sum(x.escalating for x in topic_view.items),
+                  safety_review=sum(x.safety_review for x in topic_view.items))
+    return Snapshot(now, ranked, risk_desired, levels, topics, dict(counts), _topic_desired(topic_view), health,
+                    unanswered, nominations, risks)
+
+
+def _topic_desired(topics: s.DefectTopics) -> alerts.Desired:
+    at = topics.as_of.isoformat()
+    return {f"topic:{t.topic_id}": (alerts.topic_state(escalating=t.escalating, safety_review=t.safety_review),
+                                    t.topic_id, {"topic_id": t.topic_id, "component": t.component, "title": t.title,
+                                                 "consensus": t.consensus, "escalating": t.escalating,
+                                                 "safety_review": t.safety_review, "thread_ids": t.thread_ids,
+                                                 "as_of": at})
+            for t in topics.items}
+
+
+def _spliced(envelope: BaseModel, items: list[bytes]) -> bytes:
+    """`envelope` (its `items` empty, its last field) serialized with `items`, already JSON, as its items."""
+    empty = envelope.model_dump_json().encode()
+    assert empty.endswith(b"[]}")
+    return empty[:-2] + b",".join(items) + b"]}"
+
+
+def topics_body(snap: Snapshot, consensus: str | None, limit: int) -> bytes:
+    """`DefectTopics(as_of, items)` of the snapshot's topics with this consensus (any if None), at most `limit`,
+    serialized: the topics' own JSON spliced into the envelope's, as pydantic would write them."""
+    chosen = [body for state, body in snap.topics if consensus is None or state == consensus][:limit]
+    return _spliced(s.DefectTopics(as_of=snap.as_of, items=[]), chosen)
+
+
+def risks_body(snap: Snapshot, member_ids: list[str]) -> bytes:
+    """`BurnoutList(as_of, items)` of these members' answers in the snapshot, serialized the same way."""
+    return _spliced(s.BurnoutList(as_of=snap.as_of, items=[]), [snap.risks[m] for m in member_ids])
 
 
 def _init_worker(parent: int, niceness: int) -> None:
@@ -136,11 +184,10 @@ def compute_in_worker(settings: RecognitionSettings, now: datetime) -> Snapshot:
 def update_gauges(snap: Snapshot) -> None:
     for level in risk.LEVEL_ORDER:
         RISK_MEMBERS.labels(level).set(snap.levels.get(level, 0))
-    states = Tally(t.consensus for t in snap.topics.items)
     for state in ("investigating", "quirk", "defect", "contested"):
-        TOPICS.labels(state).set(states.get(state, 0))
-    TOPICS_FLAGGED.labels("escalating").set(sum(t.escalating for t in snap.topics.items))
-    TOPICS_FLAGGED.labels("safety_review").set(sum(t.safety_review for t in snap.topics.items))
+        TOPICS.labels(state).set(snap.topic_counts.get(state, 0))
+    for flag in ("escalating", "safety_review"):
+        TOPICS_FLAGGED.labels(flag).set(snap.topic_counts.get(flag, 0))
     h = snap.health
     values: dict[str, float | None] = {
         "venting_posts": h.venting_posts, "venting_answered_with_empathy_share": h.venting_answered_with_empathy_share,
@@ -158,20 +205,12 @@ def update_gauges(snap: Snapshot) -> None:
 
 def desired_states(snap: Snapshot, previous: dict[str, dict[str, str]]) -> dict[str, alerts.Desired]:
     at = snap.as_of.isoformat()
-    burnout: alerts.Desired = {f"risk:{r.member_id}": (alerts.risk_state(r.level), r.member_id, {
-        "member_id": r.member_id, "level": r.level, "score": r.score, "as_of": at,
-        "drivers": [d.factor for d in r.drivers], "recommended_actions": [a.action for a in r.recommended_actions]})
-        for r in snap.ranked}
+    burnout = dict(snap.risk_desired)
     # Members alerted before who are no longer high (the snapshot keeps every high member): re-arm them.
     for key, state in previous.get(alerts.BURNOUT, {}).items():
         if state == "high" and key not in burnout:
             burnout[key] = ("below", key.split(":", 1)[1], {})
-    defect: alerts.Desired = {}
-    for t in snap.topics.items:
-        state = alerts.topic_state(escalating=t.escalating, safety_review=t.safety_review)
-        defect[f"topic:{t.topic_id}"] = (state, t.topic_id, {
-            "topic_id": t.topic_id, "component": t.component, "title": t.title, "consensus": t.consensus,
-            "escalating": t.escalating, "safety_review": t.safety_review, "thread_ids": t.thread_ids, "as_of": at})
+    defect = dict(snap.topic_desired)
     # Topics that disappeared (merged into another) stop being flagged: re-arm them.
     for key, state in previous.get(alerts.DEFECT, {}).items():
         if key not in defect and state != "calm":
