@@ -88,20 +88,20 @@ def compute(engine: Engine, settings: RecognitionSettings, now: datetime) -> Sna
         assessed = service.assessments(session=session, settings=settings, as_of=now)
         assessed.sort(key=lambda a: (-a.score, a.member_id))
         high = risk.LEVEL_ORDER["high"]
-        kept = [a for i, a in enumerate(assessed) if i < RANKED or risk.LEVEL_ORDER[a.level] >= high]
-        names = repository.names_as_of(session, [a.member_id for a in kept], as_of=now)
-        views = [service.risk_view(a, names.get(a.member_id)) for a in kept]
-        risks = {r.member_id: r.model_dump_json().encode() for r in views}
-        ranked = [(r.member_id, r.level) for r in views]
+        names = repository.names_of_all(session, [a.member_id for a in assessed], as_of=now)
+        risks: dict[str, bytes] = {}
+        kept: list[s.BurnoutRisk] = []  # the ranked members' views, for their alerts; the others' are dropped
+        for i, a in enumerate(assessed):
+            view = service.risk_view(a, names.get(a.member_id))
+            risks[a.member_id] = view.model_dump_json().encode()
+            if i < RANKED or risk.LEVEL_ORDER[a.level] >= high:
+                kept.append(view)
+        ranked = [(r.member_id, r.level) for r in kept]
         at = now.isoformat()
         risk_desired: alerts.Desired = {f"risk:{r.member_id}": (alerts.risk_state(r.level), r.member_id, {
             "member_id": r.member_id, "level": r.level, "score": r.score, "as_of": at,
             "drivers": [d.factor for d in r.drivers], "recommended_actions": [a.action for a in r.recommended_actions]})
-            for r in views}
-        rest = [a for a in assessed if a.member_id not in risks]
-        names = repository.names_of_all(session, [a.member_id for a in rest], as_of=now)
-        risks.update((a.member_id, service.risk_view(a, names.get(a.member_id)).model_dump_json().encode())
-                     for a in rest)
+            for r in kept}
         levels = dict(Tally(a.level for a in assessed))
         at_risk = sum(risk.LEVEL_ORDER[a.level] >= high for a in assessed)
         topic_view = service.defect_topics(session=session, as_of=now, consensus=None)
