@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from devstack.stack import Stack
 from ingest.models import AcceptedPost, AcceptedReaction
-from recognition import models, privacy, service, watch
+from recognition import audit_trail, models, privacy, service, watch
 from recognition.config import RecognitionSettings
 from recognition.models import Acknowledgement, Member, WellbeingOptOut
 from recognition.schemas import AcknowledgementIn
@@ -492,12 +492,19 @@ def test_a_read_that_cannot_be_audited_fails(tmp_path: Path) -> None:
         disclosed.append(True)
         return "risk of m1", ["m1"]
 
+    async def read(work: Any) -> str:
+        trail = audit_trail.AuditTrail(eng)
+        try:
+            return await audit_trail.audited(trail, eng, work, reader="dev", endpoint="member", as_of=None)
+        finally:
+            await trail.close()
+
     with pytest.raises(AnchorError) as refused:
-        service.audited(eng, work, reader="dev", endpoint="member", as_of=None)
+        asyncio.run(read(work))
     assert refused.value.status_code == 503 and refused.value.code == "audit_unavailable"
     assert disclosed  # computed, but never returned
     # Nothing disclosed (an empty list) needs no audit row.
-    assert service.audited(eng, lambda session: ("empty", []), reader="dev", endpoint="list", as_of=None) == "empty"
+    assert asyncio.run(read(lambda session: ("empty", []))) == "empty"
     eng.dispose()
 
 

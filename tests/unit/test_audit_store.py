@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, select
 
-from recognition import models, service, writing
+from recognition import audit_trail, models, writing
 from recognition.config import RecognitionSettings, default_audit_url
 from shared import db, members, topics
 from shared.errors import AnchorError
@@ -41,10 +41,18 @@ def _engines(tmp_path: Path, timeout_s: float) -> tuple[Engine, Engine]:
     return ledger, audit
 
 
+async def _read_of(ledger: Engine, audit: Engine, member: str) -> str:
+    trail = audit_trail.AuditTrail(audit)
+    try:
+        return await audit_trail.audited(trail, ledger, lambda session: ("risk", [member]), reader="dev",
+                                         endpoint="member", as_of=None)
+    finally:
+        await trail.close()
+
+
 def _audited_read(ledger: Engine, audit: Engine | None) -> tuple[str, float]:
     started = time.monotonic()
-    answer = service.audited(ledger, lambda session: ("risk", ["m1"]), reader="dev", endpoint="member", as_of=None,
-                             audit_engine=audit)
+    answer = asyncio.run(_read_of(ledger, audit or ledger, "m1"))
     return answer, time.monotonic() - started
 
 
@@ -76,8 +84,7 @@ def test_a_consumed_deletion_erases_the_members_rows_in_the_audit_database(tmp_p
                                                    "writer": {"process": process}})
     ledger, audit = _engines(tmp_path, timeout_s=5.0)
     for member in ("gone", "kept"):
-        service.audited(ledger, lambda session, m=member: ("risk", [m]), reader="dev", endpoint="member",
-                        as_of=None, audit_engine=audit)
+        asyncio.run(_read_of(ledger, audit, member))
     t = Timeline(None, "del")
     t.post("gone", ["welcome"], at=days_ago(1))
     deletion = members.MemberDeleted(member_id="gone", requested_at=datetime.now(UTC), event_id="e1")
@@ -99,3 +106,66 @@ def test_every_table_of_recognition_is_in_the_ledger_or_the_audit_schema() -> No
     ours = {name for name in SQLModel.metadata.tables if name.startswith("rec_")}
     ledger, audit = set(models.LEDGER.tables), set(models.AUDIT.tables)
     assert ledger | audit == ours and not ledger & audit and set(models.EVERYTHING.tables) == ours
+
+
+def test_concurrent_reads_are_committed_together_and_each_answered_only_once_its_rows_are(tmp_path: Path) -> None:
+    """A group commit: reads arriving while the trail's writer is busy wait for its next transaction, which holds
+    all of them. Each answer comes back only after its own rows are committed."""
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+
+    def committed(member: str) -> bool:
+        with db.unit_of_work(audit) as session:
+            return session.exec(select(models.WellbeingRead).where(models.WellbeingRead.member_id == member)).first() \
+                is not None
+
+    async def main() -> tuple[list[str], int]:
+        trail = audit_trail.AuditTrail(audit)
+        try:
+            async def one(k: int) -> str:
+                answer = await audit_trail.audited(trail, ledger, lambda session: (f"risk {k}", [f"m{k}", f"x{k}"]),
+                                                   reader="dev", endpoint="list", as_of=None)
+                assert committed(f"m{k}") and committed(f"x{k}")  # on the record before the caller sees it
+                return answer
+            answers = await asyncio.gather(*(one(k) for k in range(40)))
+            return answers, trail.commits
+        finally:
+            await trail.close()
+
+    answers, commits = asyncio.run(main())
+    assert answers == [f"risk {k}" for k in range(40)]
+    assert 1 <= commits < 40  # not one transaction per read
+    with db.unit_of_work(audit) as session:
+        found = session.exec(select(models.WellbeingRead)).all()
+    assert len(found) == 80 and len({r.read_id for r in found}) == 40
+    assert {r.member_id for r in found if r.read_id == next(x.read_id for x in found if x.member_id == "m7")} == \
+        {"m7", "x7"}
+
+
+def test_a_failed_group_commit_refuses_its_reads_and_the_trail_recovers(tmp_path: Path) -> None:
+    ledger, audit = _engines(tmp_path, timeout_s=0.2)
+    holder = sqlite3.connect(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}").removeprefix("sqlite:///"),
+                             isolation_level=None)
+
+    async def main() -> tuple[list[object], str]:
+        trail = audit_trail.AuditTrail(audit)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the trail's lock past the busy timeout
+            refused = await asyncio.gather(*(audit_trail.audited(trail, ledger, lambda session: ("risk", ["m1"]),
+                                                                 reader="dev", endpoint="member", as_of=None)
+                                             for _ in range(5)), return_exceptions=True)
+            holder.rollback()
+            after = await audit_trail.audited(trail, ledger, lambda session: ("risk", ["m2"]), reader="dev",
+                                              endpoint="member", as_of=None)
+            return refused, after
+        finally:
+            await trail.close()
+
+    try:
+        refused, after = asyncio.run(main())
+    finally:
+        holder.close()
+    assert all(isinstance(r, AnchorError) and r.status_code == 503 and r.code == "audit_unavailable"
+               for r in refused)
+    assert after == "risk"
+    with db.unit_of_work(audit) as session:
+        assert [r.member_id for r in session.exec(select(models.WellbeingRead)).all()] == ["m2"]

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from recognition import endpoints, models, service, watch, writing
+from recognition import audit_trail, endpoints, models, service, watch, writing
 from recognition.config import RecognitionSettings, get_settings
 from shared import app as base
 from shared import db, kafka, topics
@@ -34,6 +34,7 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
             after=[database.initialized, trail.initialized])  # a deletion erases audit rows too
         app.state.watcher = watcher
         app.state.audit = trail
+        app.state.audit_trail = audit_trail.AuditTrail(trail.engine)
         if audit is not None:
             audit.start()
         try:
@@ -45,6 +46,7 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
                     await watcher.stop()
         finally:
             await asyncio.to_thread(writer.close)  # after the consumer has stopped: no batch is in flight
+            await app.state.audit_trail.close()  # after the server has answered every request in flight
             if audit is not None:
                 await audit.stop()
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from recognition import awards, privacy, risk, service, watch
+from recognition import audit_trail, awards, privacy, risk, service, watch
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from shared import app as base
@@ -94,9 +94,9 @@ async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf =
 async def _audited(request: Request, principal: auth.Principal, endpoint: str, as_of: datetime | None,
                    work: Callable[[Session], tuple[T, list[str]]]) -> T:
     """A burnout-risk read, answered only once who read whose risk is in the audit trail (503 otherwise)."""
-    return await asyncio.to_thread(service.audited, request.app.state.engine, work, reader=principal.name,
-                                   endpoint=endpoint, as_of=as_of.astimezone(UTC) if as_of else None,
-                                   audit_engine=request.app.state.audit.engine)
+    return await audit_trail.audited(request.app.state.audit_trail, request.app.state.engine, work,
+                                     reader=principal.name, endpoint=endpoint,
+                                     as_of=as_of.astimezone(UTC) if as_of else None)
 
 
 # Changes (posts, opt-outs, deletions) made this long before a snapshot was taken may not have been visible to

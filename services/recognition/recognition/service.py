@@ -381,27 +381,3 @@ def wellbeing_reads(*, session: Session, since: datetime, until: datetime, limit
                                  endpoint=r.endpoint, read_at=r.read_at, as_of=r.as_of)  # type: ignore[arg-type]
              for r in rows[:limit]]
     return s.WellbeingReads(since=since, until=until, items=items, truncated=len(rows) > limit)
-
-
-def audited(engine: Engine, work: Callable[[Session], tuple[T, list[str]]], *, reader: str, endpoint: str,
-            as_of: datetime | None, audit_engine: Engine | None = None) -> T:
-    """Runs a burnout-risk read, then records who read whose risk in the audit trail (`audit_engine`, default
-    `engine`), in the same request. The answer is returned only once its audit rows are committed: a read that
-    cannot be audited fails (503)."""
-    with db.unit_of_work(engine) as session:
-        result, member_ids = work(session)
-    if member_ids:
-        now = datetime.now(UTC)
-        read_id = uuid.uuid4().hex
-        rows = [{"read_id": read_id, "reader": reader, "member_id": m, "endpoint": endpoint, "read_at": now,
-                 "as_of": as_of} for m in member_ids]
-        try:
-            # A transaction of its own: on SQLite a read transaction that later writes can lose to the consumer.
-            with db.unit_of_work(audit_engine or engine) as session:
-                privacy.record_reads(session, rows)
-        except Exception as exc:
-            log.warning("wellbeing read refused: the audit trail could not be written",
-                        extra={"error": type(exc).__name__})
-            raise AnchorError(503, "audit_unavailable", "the read could not be recorded in the audit trail, so it "
-                              "was refused; retry later", headers={"Retry-After": "5"}) from exc
-    return result
