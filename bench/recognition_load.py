@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpload
 import httpx
 
 from devstack import postgres, processes
@@ -156,12 +157,13 @@ async def hammer(base: str, token: str, members: int, clients: int, seconds: flo
     latencies: dict[str, list[float]] = {name: [] for name, _ in endpoints}
     errors: dict[str, int] = {name: 0 for name, _ in endpoints}
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                                 limits=limits) as client:
-        async def worker(offset: int) -> None:
-            i = offset
-            start = time.monotonic() + offset / max(rate * clients, 1.0) if rate else 0.0
+
+    async def worker(offset: int) -> None:
+        # One keep-alive connection per client, as a dashboard or an app backend would hold.
+        conn = httpload.Connection(base, {"Authorization": f"Bearer {token}"})
+        i = offset
+        start = time.monotonic() + offset / max(rate * clients, 1.0) if rate else 0.0
+        try:
             while time.monotonic() < deadline:
                 if rate:
                     due = start + (i - offset) / rate
@@ -171,17 +173,18 @@ async def hammer(base: str, token: str, members: int, clients: int, seconds: flo
                 i += 1
                 t0 = time.perf_counter()
                 try:
-                    response = await client.get(path())
-                except httpx.TransportError:
-                    # A dropped connection is an error to report, not the end of the run (a keep-alive
-                    # connection the server closes as the client reuses it also ends up here).
+                    status, _ = await conn.get(path())
+                except (OSError, TimeoutError):
+                    # A dropped connection is an error to report, not the end of the run.
                     errors[name] += 1
                     continue
                 latencies[name].append(time.perf_counter() - t0)
-                if response.status_code not in (200, 404):
+                if status not in (200, 404):
                     errors[name] += 1
+        finally:
+            await conn.close()
 
-        await asyncio.gather(*(worker(k) for k in range(clients)))
+    await asyncio.gather(*(worker(k) for k in range(clients)))
     out = {}
     for name, values in latencies.items():
         values.sort()
