@@ -5,7 +5,6 @@ probe on `app.state.readiness`.
 """
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -150,6 +149,4 @@ UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "tim
 def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
     """Runs the app under uvicorn; SIGTERM and Ctrl-C trigger the lifespan's clean shutdown."""
     logs.configure(service, settings.log_level, settings.log_json)
-    if settings.http.gil_switch_interval_ms is not None:
-        sys.setswitchinterval(settings.http.gil_switch_interval_ms / 1000)
     uvicorn.run(app, host=settings.http.host, port=settings.http.port, **UVICORN_OPTIONS)

@@ -61,10 +61,6 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    # How long a thread may hold the GIL while another waits for it (`sys.setswitchinterval`); unset: Python's
-    # 5 ms. A request thread that runs a query releases the GIL and must win it back after; among busy threads
-    # that wait is up to one interval per query, so a read of eight queries could wait 40 ms.
-    gil_switch_interval_ms: float | None = Field(None, gt=0, le=100)
 
 
 class ServiceSettings(BaseSettings):

@@ -79,9 +79,7 @@ class RecognitionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RECOGNITION_", env_nested_delimiter="__", extra="ignore")
 
     database: DatabaseSettings = DatabaseSettings(url="sqlite:///./data/recognition.db")
-    # 0.5 ms: at 1M posts and 20 clients that never pause, requests/s rose 478 -> 557 and the slowest route's p99
-    # fell 252 -> 200 ms (bench/README.md, issue 4).
-    http: HttpSettings = HttpSettings(port=8003, gil_switch_interval_ms=0.5)
+    http: HttpSettings = HttpSettings(port=8003)
     kafka: KafkaSettings = KafkaSettings(group_id="anchor-recognition")
     ledger: LedgerSettings = LedgerSettings()
     risk: RiskSettings = RiskSettings()
