@@ -578,8 +578,10 @@ _ECHOES = (select(PostLabel.reply_to_post_id, func.count(func.distinct(PostLabel
                   col(PostLabel.label).in_(["gratitude", "defect_report", "defect_workaround"]),
                   col(PostLabel.created_at) <= _UNTIL)
            .group_by(col(PostLabel.reply_to_post_id)))
-_POSTS = select(StoredPost).where(col(StoredPost.post_id).in_(bindparam("posts", expanding=True)))
-_THREADS = select(Thread).where(col(Thread.thread_id).in_(bindparam("threads", expanding=True)))
+# Only the columns shown: whole rows would decode every post's scores and labels into objects.
+_POSTS = select(StoredPost.post_id, StoredPost.evidence, StoredPost.title, StoredPost.content).where(
+    col(StoredPost.post_id).in_(bindparam("posts", expanding=True)))
+_THREADS = select(Thread.thread_id, Thread.title).where(col(Thread.thread_id).in_(bindparam("threads", expanding=True)))
 
 
 def contributions(session: Session, member_id: str, *, labels: Sequence[str], since: datetime, until: datetime,
@@ -602,15 +604,15 @@ def contributions(session: Session, member_id: str, *, labels: Sequence[str], si
         found = pick(found)
     picked = sorted({c["post_id"] for c in found})
     posts = {p.post_id: p for p in session.exec(_POSTS, params={"posts": picked})}  # type: ignore[call-overload]
-    threads = {th.thread_id: th for th in session.exec(  # type: ignore[call-overload]
-        _THREADS, params={"threads": sorted({c["thread_id"] for c in found})})}
+    threads = dict(session.exec(  # type: ignore[call-overload]
+        _THREADS, params={"threads": sorted({c["thread_id"] for c in found})}).all())
     names = names_as_of(session, sorted({c["target"] for c in found if c["target"]}), as_of=until)
     for c in found:
-        post, thread, target = posts[c["post_id"]], threads.get(c["thread_id"]), c.pop("target")
+        post, target = posts[c["post_id"]], c.pop("target")
         evidence = next((e.get("text") for e in post.evidence if e.get("label") == c["label"] and e.get("text")),
                         None)
-        c.update(title=thread.title if thread else post.title, excerpt=evidence or post.content,
-                 target_name=names.get(target) if target else None)
+        c.update(title=threads[c["thread_id"]] if c["thread_id"] in threads else post.title,
+                 excerpt=evidence or post.content, target_name=names.get(target) if target else None)
     return found
 
 
