@@ -60,7 +60,7 @@ class AuditTrail:
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # a dead writer would leave reads waiting
                 self._thread = threading.Thread(target=self._run, name="recognition-audit", daemon=True)
                 self._thread.start()
 
@@ -84,13 +84,15 @@ class AuditTrail:
                 with db.unit_of_work(self.engine) as session:
                     privacy.record_reads(session, [r for w in batch for r in w.rows])
                 self.commits += 1
-            except Exception as exc:  # every read in the transaction is refused; the thread goes on
+            except BaseException as exc:  # every read in the transaction is refused
                 error = exc
             for w in batch:
                 try:
                     w.loop.call_soon_threadsafe(_settle, w.done, error)
                 except RuntimeError:  # that request's loop has closed: nobody is waiting
                     pass
+            if error is not None and not isinstance(error, Exception):
+                raise error  # not a database error: this thread ends, and the next read starts another
 
     async def close(self) -> None:
         with self._lock:
