@@ -41,7 +41,9 @@ class DatabaseSettings(BaseModel):
 class TokenSpec(BaseModel):
     """A bearer token: give `token` (plain, for development) or `sha256` (hex digest, for production)."""
 
-    name: str = "unnamed"
+    # Recorded as who read, acknowledged, opted out (columns of 128 characters): a longer name is refused at start
+    # rather than failing every write that names it.
+    name: str = Field("unnamed", min_length=1, max_length=128)
     scopes: list[Scope]
     token: SecretStr | None = None
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import SQLModel, select
 
@@ -14,6 +15,7 @@ from recognition import audit_trail, models, writing
 from recognition.config import RecognitionSettings, default_audit_url
 from shared import db, members, topics
 from shared.errors import AnchorError
+from shared.settings import TokenSpec
 from tests.recognition_timeline import Timeline, days_ago
 
 
@@ -169,3 +171,89 @@ def test_a_failed_group_commit_refuses_its_reads_and_the_trail_recovers(tmp_path
     assert after == "risk"
     with db.unit_of_work(audit) as session:
         assert [r.member_id for r in session.exec(select(models.WellbeingRead)).all()] == ["m2"]
+
+
+def test_a_deletion_erases_reads_still_waiting_for_their_transaction(tmp_path: Path) -> None:
+    """A read of a member stamped before the member's deletion, but still waiting to be written (the writer is busy
+    with an earlier transaction), is erased too: the erase goes through the same writer, after it."""
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+    holder = sqlite3.connect(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}").removeprefix("sqlite:///"),
+                             isolation_level=None)
+
+    async def main() -> None:
+        trail = audit_trail.AuditTrail(audit)
+        try:
+            await audit_trail.audited(trail, ledger, lambda session: ("risk", ["kept"]), reader="dev",
+                                      endpoint="member", as_of=None)
+            holder.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits for this lock
+            reads = [asyncio.ensure_future(audit_trail.audited(trail, ledger, lambda session, m=m: ("risk", [m]),
+                                                               reader="dev", endpoint="member", as_of=None))
+                     for m in ("slow", "gone", "gone")]
+            await asyncio.sleep(0.2)  # all three stamped and queued, the first transaction waiting for the lock
+            erase = asyncio.ensure_future(trail.forget(
+                [members.MemberDeleted(member_id="gone", requested_at=datetime.now(UTC), event_id="e")],
+                now=datetime.now(UTC)))
+            await asyncio.sleep(0.1)
+            assert not erase.done()
+            holder.rollback()
+            await asyncio.gather(*reads, erase)
+        finally:
+            await trail.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        holder.close()
+    with db.unit_of_work(audit) as session:
+        assert sorted(r.member_id for r in session.exec(select(models.WellbeingRead)).all()) == ["kept", "slow"]
+
+
+def test_a_row_that_can_never_be_written_refuses_only_its_own_read(tmp_path: Path) -> None:
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+    holder = sqlite3.connect(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}").removeprefix("sqlite:///"),
+                             isolation_level=None)
+
+    async def main() -> list[object]:
+        trail = audit_trail.AuditTrail(audit)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # so that all reads queue up for one transaction
+            reads = [asyncio.ensure_future(audit_trail.audited(
+                trail, ledger, lambda session, k=k: ("risk", [None if k == 3 else f"m{k}"]),  # NOT NULL violated
+                reader="dev", endpoint="member", as_of=None)) for k in range(6)]
+            await asyncio.sleep(0.2)
+            holder.rollback()
+            return await asyncio.gather(*reads, return_exceptions=True)
+        finally:
+            await trail.close()
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        holder.close()
+    assert [a if isinstance(a, str) else (a.status_code, a.code) for a in answers] == \
+        ["risk", "risk", "risk", (503, "audit_unavailable"), "risk", "risk"]  # type: ignore[attr-defined]
+    with db.unit_of_work(audit) as session:
+        assert sorted(r.member_id for r in session.exec(select(models.WellbeingRead)).all()) == \
+            ["m0", "m1", "m2", "m4", "m5"]
+
+
+def test_a_closed_trail_refuses_reads_instead_of_leaving_them_waiting(tmp_path: Path) -> None:
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+
+    async def main() -> None:
+        trail = audit_trail.AuditTrail(audit)
+        await audit_trail.audited(trail, ledger, lambda session: ("risk", ["m1"]), reader="dev", endpoint="member",
+                                  as_of=None)
+        await trail.close()
+        with pytest.raises(AnchorError) as refused:
+            await asyncio.wait_for(audit_trail.audited(trail, ledger, lambda session: ("risk", ["m2"]),
+                                                       reader="dev", endpoint="member", as_of=None), 5)
+        assert refused.value.status_code == 503
+
+    asyncio.run(main())
+
+
+def test_token_names_longer_than_the_audit_column_are_refused_at_start() -> None:
+    with pytest.raises(ValidationError):
+        TokenSpec(name="x" * 129, scopes=["read"], token="secret")
+    assert TokenSpec(name="x" * 128, scopes=["read"], token="secret").name == "x" * 128

@@ -13,7 +13,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from recognition import privacy
-from shared import db
+from shared import db, members
 from shared.errors import AnchorError
 
 T = TypeVar("T")
@@ -43,70 +43,103 @@ class AuditTrail:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closing = False
         self.commits = 0  # transactions written, for tests and the benchmark's notes
 
     async def record(self, audit_rows: list[dict[str, Any]]) -> None:
         """Returns once these rows are committed; raises what the commit raised."""
-        if not audit_rows:
-            return
-        self._start()
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Waiting(audit_rows, loop, done))
-        await done
+        if audit_rows:
+            await self._submit(_Item(rows=audit_rows))
 
-    def _start(self) -> None:
+    async def forget(self, deletions: Sequence[members.MemberDeleted], *, now: datetime) -> None:
+        """Erases the audit rows of deleted members, after every read queued before it is written: a read stamped
+        before the deletion but still waiting for its transaction would otherwise be written after the erase."""
+        await self._submit(_Item(erase=(list(deletions), now)))
+
+    async def _submit(self, item: "_Item") -> None:
+        loop = asyncio.get_running_loop()
+        item.loop, item.done = loop, loop.create_future()
         with self._lock:
+            if self._closing:
+                raise RuntimeError("the audit trail is closed")
             if self._thread is None or not self._thread.is_alive():  # a dead writer would leave reads waiting
                 self._thread = threading.Thread(target=self._run, name="recognition-audit", daemon=True)
                 self._thread.start()
+            self._queue.put(item)
+        await item.done
 
     def _run(self) -> None:
+        held: list[_Item | None] = []  # an item taken from the queue that starts the next transaction
         while True:
-            first = self._queue.get()
+            first = held.pop() if held else self._queue.get()
             if first is None:
                 return
             batch = [first]
-            while True:  # everything that arrived during the last transaction
+            while first.erase is None:  # every read that arrived during the last transaction, up to an erase
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
-                    self._queue.put(None)  # stop after this transaction
+                if more is None or more.erase is not None:
+                    held.append(more)  # stop, or erase, after this transaction
                     break
                 batch.append(more)
-            error: BaseException | None = None
             try:
-                with db.unit_of_work(self.engine) as session:
-                    privacy.record_reads(session, [r for w in batch for r in w.rows])
-                self.commits += 1
-            except BaseException as exc:  # every read in the transaction is refused
-                error = exc
-            for w in batch:
-                try:
-                    w.loop.call_soon_threadsafe(_settle, w.done, error)
-                except RuntimeError:  # that request's loop has closed: nobody is waiting
-                    pass
-            if error is not None and not isinstance(error, Exception):
-                raise error  # not a database error: this thread ends, and the next read starts another
+                outcomes = self._write(batch)
+            except BaseException as exc:  # not a database error: refuse the batch, and let this thread end
+                for item in batch:
+                    item.settle(exc)
+                raise
+            for item, error in outcomes:
+                item.settle(error)
+
+    def _write(self, batch: list["_Item"]) -> list[tuple["_Item", BaseException | None]]:
+        try:
+            with db.unit_of_work(self.engine) as session:
+                for item in batch:
+                    if item.erase is not None:
+                        deletions, now = item.erase
+                        for deletion in deletions:
+                            privacy.forget_reads(session, deletion.member_id, now=now)
+                    else:
+                        privacy.record_reads(session, item.rows)
+            self.commits += 1
+            return [(item, None) for item in batch]
+        except Exception as exc:
+            if len(batch) > 1 and not db.is_transient(exc):
+                # A row that can never be written (say, a reader's name longer than the column) refuses its own
+                # read, not every read that shared its transaction. A transient error (a lock held past the busy
+                # timeout, a lost connection) would only repeat for each, so it refuses them all at once.
+                return [pair for item in batch for pair in self._write([item])]
+            return [(item, exc) for item in batch]
 
     async def close(self) -> None:
         with self._lock:
-            thread, self._thread = self._thread, None
+            self._closing = True
+            thread = self._thread
         if thread is not None:
             self._queue.put(None)
             await asyncio.to_thread(thread.join)
 
 
 @dataclass(slots=True)
-class _Waiting:
-    rows: list[dict[str, Any]]
-    loop: asyncio.AbstractEventLoop
-    done: asyncio.Future[None]
+class _Item:
+    """A read's rows to write, or deleted members whose rows to erase; settled on the caller's loop."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    erase: tuple[list[members.MemberDeleted], datetime] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    done: "asyncio.Future[None] | None" = None
+
+    def settle(self, error: BaseException | None) -> None:
+        assert self.loop is not None and self.done is not None
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.done, error)
+        except RuntimeError:  # that request's loop has closed: nobody is waiting
+            pass
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:

@@ -240,6 +240,7 @@ async def delete_member(member_id: IdPath, request: Request, principal: Admin) -
     event = await members.publish_deletion(request.app.state.kafka, member_id, requested_by=principal.name)
     now = datetime.now(UTC)
     await _read(request, service.delete_member, deletion=event, now=now)
-    await asyncio.to_thread(service.forget_reads, request.app.state.audit.engine, [event], now=now)
+    # Through the audit trail's writer: after every read stamped before now, which may not be written yet.
+    await request.app.state.audit_trail.forget([event], now=now)
     _forget_snapshot(request)
     return members.DeletionAccepted(member_id=member_id, event_id=event.event_id, requested_at=event.requested_at)

@@ -143,7 +143,7 @@ def forget_reads(audit_engine: Engine, deletions: Sequence[members.MemberDeleted
 
 def delete_member(session: Session, deletion: members.MemberDeleted, *, now: datetime) -> None:
     """A deletion applied outside a consumed batch (the DELETE endpoint applies it at once, then erases the audit
-    rows with `forget_reads`); the consumer's go through `apply`."""
+    rows through `audit_trail.AuditTrail.forget`); the consumer's go through `apply`."""
     record(Written(deletions=[_delete(session, deletion, now=now)]))
 
 
