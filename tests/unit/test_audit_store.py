@@ -257,3 +257,31 @@ def test_token_names_longer_than_the_audit_column_are_refused_at_start() -> None
     with pytest.raises(ValidationError):
         TokenSpec(name="x" * 129, scopes=["read"], token="secret")
     assert TokenSpec(name="x" * 128, scopes=["read"], token="secret").name == "x" * 128
+
+
+def test_a_read_waits_for_its_rows_no_longer_than_the_trails_deadline(tmp_path: Path) -> None:
+    """A writer that cannot finish (here the trail's lock is held well past the deadline, inside the busy timeout)
+    refuses the reads waiting on it when their deadline passes, instead of holding them."""
+    ledger, audit = _engines(tmp_path, timeout_s=10.0)
+    holder = sqlite3.connect(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}").removeprefix("sqlite:///"),
+                             isolation_level=None)
+
+    async def main() -> float:
+        trail = audit_trail.AuditTrail(audit, wait_s=0.3)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            with pytest.raises(AnchorError) as refused:
+                await audit_trail.audited(trail, ledger, lambda session: ("risk", ["m1"]), reader="dev",
+                                          endpoint="member", as_of=None)
+            assert refused.value.status_code == 503 and refused.value.code == "audit_unavailable"
+            return time.monotonic() - started
+        finally:
+            holder.rollback()
+            await trail.close()
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        holder.close()
+    assert 0.3 <= took < 2.0

@@ -34,7 +34,7 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
             after=[database.initialized, trail.initialized])  # a deletion erases audit rows too
         app.state.watcher = watcher
         app.state.audit = trail
-        app.state.audit_trail = audit_trail.AuditTrail(trail.engine)
+        app.state.audit_trail = audit_trail.AuditTrail(trail.engine, wait_s=settings.database.statement_timeout_s)
         if audit is not None:
             audit.start()
         try:

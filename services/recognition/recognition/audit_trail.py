@@ -41,8 +41,11 @@ class AuditTrail:
     one transaction straight to the next without waiting for the event loop, which under load runs a turn only
     every few milliseconds: a read waits for at most the transaction in progress and its own."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, wait_s: float = 30.0) -> None:
         self.engine = engine
+        # The longest a read waits for its rows: past it the read is refused (503), even if the writer is stuck
+        # where no statement timeout reaches (a connection that hangs), which would otherwise hold every read.
+        self.wait_s = wait_s
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -50,16 +53,17 @@ class AuditTrail:
         self.commits = 0  # transactions written, for tests and the benchmark's notes
 
     async def record(self, audit_rows: list[dict[str, Any]]) -> None:
-        """Returns once these rows are committed; raises what the commit raised."""
+        """Returns once these rows are committed; raises what the commit raised, or TimeoutError after `wait_s`
+        (the rows may still be written later: a refused read on the record is the safe side)."""
         if audit_rows:
-            await self._submit(_Item(rows=audit_rows))
+            await self._submit(_Item(rows=audit_rows), wait_s=self.wait_s)
 
     async def forget(self, deletions: Sequence[members.MemberDeleted], *, now: datetime) -> None:
         """Erases the audit rows of deleted members, after every read queued before it is written: a read stamped
         before the deletion but still waiting for its transaction would otherwise be written after the erase."""
         await self._submit(_Item(erase=(list(deletions), now)))
 
-    async def _submit(self, item: "_Item") -> None:
+    async def _submit(self, item: "_Item", wait_s: float | None = None) -> None:
         loop = asyncio.get_running_loop()
         item.loop, item.done = loop, loop.create_future()
         with self._lock:
@@ -69,7 +73,8 @@ class AuditTrail:
                 self._thread = threading.Thread(target=self._run, name="recognition-audit", daemon=True)
                 self._thread.start()
             self._queue.put(item)
-        await item.done
+        assert item.done is not None
+        await asyncio.wait_for(item.done, wait_s)
 
     def _run(self) -> None:
         held: list[_Item | None] = []  # an item taken from the queue that starts the next transaction
