@@ -146,11 +146,14 @@ def read_paths(rng: random.Random, *, member: Callable[[], str], post: Callable[
     ]
 
 
-async def hammer(base: str, token: str, members: int, clients: int, seconds: float,
+async def hammer(base: str | list[str], token: str, members: int, clients: int, seconds: float,
                  rate: float = 0.0) -> dict[str, dict[str, float]]:
     """Closed loop when `rate` is 0 (each client sends its next request as soon as the last one is answered);
     otherwise each client sends `rate` requests per second on a fixed schedule (a dashboard or an app backend
-    with pacing), so latency shows service time and queueing rather than the clients' own saturation."""
+    with pacing), so latency shows service time and queueing rather than the clients' own saturation. Given
+    several bases (replicas), client k reads from base k modulo their number, as a load balancer keeping each
+    connection on one replica would."""
+    bases = [base] if isinstance(base, str) else base
     rng = random.Random(11)
     active = [f"m{i}" for i in range(min(members - 50, 5000))]  # people someone would look up
     endpoints = read_paths(rng, member=lambda: rng.choice(active), post=lambda: f"t{rng.randint(1, 50000)}-0")
@@ -160,7 +163,7 @@ async def hammer(base: str, token: str, members: int, clients: int, seconds: flo
 
     async def worker(offset: int) -> None:
         # One keep-alive connection per client, as a dashboard or an app backend would hold.
-        conn = httpload.Connection(base, {"Authorization": f"Bearer {token}"})
+        conn = httpload.Connection(bases[offset % len(bases)], {"Authorization": f"Bearer {token}"})
         i = offset
         start = time.monotonic() + offset / max(rate * clients, 1.0) if rate else 0.0
         try:
@@ -210,6 +213,8 @@ def main() -> None:
                         help="the service's community snapshot period (RECOGNITION_ALERTS__REFRESH_SECONDS; "
                              "default: the service's own, 30 s)")
     parser.add_argument("--log", type=Path, default=None, help="keep the service's log here (default: discarded)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="recognition processes on the same database and broker, the clients spread over them")
     parser.add_argument("--out", type=Path, default=None,
                         help="the JSON result (default: bench/results/recognition_<db>.json)")
     parser.add_argument("--data", type=Path, default=None,
@@ -250,41 +255,49 @@ def main() -> None:
                 if args.data:
                     marker.write_text(json.dumps(loaded))
             token = secrets.token_urlsafe(16)
-            ports = {"broker": processes.free_port(), "recognition": processes.free_port()}
-            broker = processes.broker(ports["broker"], Path(tmp) / "broker.log")
+            broker_port = processes.free_port()
+            broker = processes.broker(broker_port, Path(tmp) / "broker.log")
             broker.start()
-            processes.wait_for_port(ports["broker"], timeout=30, proc=broker.proc)
-            service = processes.service(
-                "recognition", port=ports["recognition"], bootstrap=f"127.0.0.1:{ports['broker']}",
-                tokens=[{"name": "bench", "token": token, "scopes": ["read", "wellbeing"]}], database_url=url,
-                log_path=args.log or Path(tmp) / "recognition.log",
-                extra_env={"RECOGNITION_DATABASE__POOL_SIZE": "20", "RECOGNITION_LOG_LEVEL": "WARNING",
-                           **({"RECOGNITION_ALERTS__REFRESH_SECONDS": f"{args.refresh_seconds:g}"}
-                              if args.refresh_seconds else {})})
-            service.start()
-            base = f"http://127.0.0.1:{ports['recognition']}"
+            processes.wait_for_port(broker_port, timeout=30, proc=broker.proc)
+            services, bases = [], []
+            for k in range(args.replicas):
+                port = processes.free_port()
+                log_path = args.log or Path(tmp) / "recognition.log"
+                services.append(processes.service(
+                    "recognition", port=port, bootstrap=f"127.0.0.1:{broker_port}",
+                    tokens=[{"name": "bench", "token": token, "scopes": ["read", "wellbeing"]}], database_url=url,
+                    log_path=log_path.with_name(f"{log_path.stem}-{k}{log_path.suffix}") if k else log_path,
+                    extra_env={"RECOGNITION_DATABASE__POOL_SIZE": "20", "RECOGNITION_LOG_LEVEL": "WARNING",
+                               **({"RECOGNITION_ALERTS__REFRESH_SECONDS": f"{args.refresh_seconds:g}"}
+                                  if args.refresh_seconds else {})}))
+                services[-1].start()
+                bases.append(f"http://127.0.0.1:{port}")
+            base = bases[0]
             try:
-                processes.wait_for_port(ports["recognition"], timeout=60, proc=service.proc)
                 t0 = time.perf_counter()
-                while True:  # the first community snapshot
-                    metrics = httpx.get(f"{base}/metrics").text
-                    line = next((x for x in metrics.splitlines()
-                                 if x.startswith("anchor_recognition_snapshot_timestamp_seconds ")), "")
-                    if line and float(line.split()[1]) > 0:
-                        break
-                    if time.perf_counter() - t0 > 1800:
-                        raise SystemExit("no snapshot after 30 minutes")
-                    time.sleep(1)
+                for service, each in zip(services, bases, strict=True):
+                    processes.wait_for_port(int(each.rsplit(":", 1)[1]), timeout=60, proc=service.proc)
+                    while True:  # the first community snapshot
+                        metrics = httpx.get(f"{each}/metrics").text
+                        line = next((x for x in metrics.splitlines()
+                                     if x.startswith("anchor_recognition_snapshot_timestamp_seconds ")), "")
+                        if line and float(line.split()[1]) > 0:
+                            break
+                        if time.perf_counter() - t0 > 1800:
+                            raise SystemExit("no snapshot after 30 minutes")
+                        time.sleep(1)
                 snapshot_s = time.perf_counter() - t0
                 closed_s = args.seconds if args.closed_seconds is None else args.closed_seconds
                 print(f"first snapshot after {snapshot_s:.0f}s; {args.clients} clients, closed loop for "
                       f"{closed_s:.0f}s, then paced for {args.seconds:.0f}s ...", flush=True)
-                result = asyncio.run(hammer(base, token, args.members, args.clients, closed_s)) if closed_s else {}
-                paced = asyncio.run(hammer(base, token, args.members, args.clients, args.seconds, rate=args.rate or 10))
+                result = asyncio.run(hammer(bases, token, args.members, args.clients, closed_s)) if closed_s else {}
+                paced = asyncio.run(hammer(bases, token, args.members, args.clients, args.seconds,
+                                           rate=args.rate or 10))
                 snap_line = [x for x in httpx.get(f"{base}/metrics").text.splitlines()
                              if x.startswith("anchor_recognition_snapshot_seconds_")]
             finally:
-                service.stop()
+                for service in services:
+                    service.stop()
                 broker.stop()
         finally:
             if cluster is not None and args.data:
@@ -292,6 +305,7 @@ def main() -> None:
             elif cluster is not None:
                 cluster.stop()
     report = {"database": args.db, "members": args.members, **loaded, "clients": args.clients,
+              "replicas": args.replicas,
               "seconds": args.seconds, "closed_loop_seconds": closed_s,
               "snapshot_refresh_seconds": args.refresh_seconds or AlertSettings().refresh_seconds,
               "first_snapshot_wait_s": round(snapshot_s, 1), "closed_loop": result,
