@@ -457,22 +457,18 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
     return {m: h for m, h in out.items() if m not in officials}
 
 
-_STAFF_ONE = select(StoredPost.author_id).where(
+_STAFF = select(StoredPost.author_id).where(
     col(StoredPost.is_official) == True,  # noqa: E712  (an equality the staff index can seek)
-    col(StoredPost.author_id) == _MEMBER, col(StoredPost.created_at) <= _AS_OF).limit(1)
+    col(StoredPost.author_id).in_(bindparam("members", expanding=True)), col(StoredPost.created_at) <= _AS_OF
+).distinct()
 
 
 def staff(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> set[str]:
     """Members who had posted as brand staff by `as_of` (so a later staff post does not rewrite the past)."""
-    if len(member_ids) == 1:
-        return set(session.exec(_STAFF_ONE, params={"member": member_ids[0], "as_of": as_of}).all())  # type: ignore[call-overload]
     found: set[str] = set()
     for start in range(0, len(member_ids), 500):
-        stmt = select(StoredPost.author_id).where(
-            col(StoredPost.is_official) == True,  # noqa: E712  (an equality the staff index can seek)
-            col(StoredPost.author_id).in_(member_ids[start:start + 500]),
-            col(StoredPost.created_at) <= as_of).distinct()
-        found.update(session.exec(stmt).all())
+        found.update(session.exec(  # type: ignore[call-overload]
+            _STAFF, params={"members": list(member_ids[start:start + 500]), "as_of": as_of}).all())
     return found
 
 
