@@ -159,6 +159,7 @@ async def hammer(base: str | list[str], token: str, members: int, clients: int, 
     endpoints = read_paths(rng, member=lambda: rng.choice(active), post=lambda: f"t{rng.randint(1, 50000)}-0")
     latencies: dict[str, list[float]] = {name: [] for name, _ in endpoints}
     errors: dict[str, int] = {name: 0 for name, _ in endpoints}
+    retried: dict[str, int] = {name: 0 for name, _ in endpoints}  # sent again on a fresh connection (answered)
     deadline = time.monotonic() + seconds
 
     async def worker(offset: int) -> None:
@@ -175,12 +176,15 @@ async def hammer(base: str | list[str], token: str, members: int, clients: int, 
                 name, path = endpoints[i % len(endpoints)]
                 i += 1
                 t0 = time.perf_counter()
+                before = conn.retried
                 try:
                     status, _ = await conn.get(path())
                 except (OSError, TimeoutError):
                     # A dropped connection is an error to report, not the end of the run.
                     errors[name] += 1
                     continue
+                finally:
+                    retried[name] += conn.retried - before
                 latencies[name].append(time.perf_counter() - t0)
                 if status not in (200, 404):
                     errors[name] += 1
@@ -191,7 +195,7 @@ async def hammer(base: str | list[str], token: str, members: int, clients: int, 
     out = {}
     for name, values in latencies.items():
         values.sort()
-        out[name] = {"requests": len(values), "errors": errors[name],
+        out[name] = {"requests": len(values), "errors": errors[name], "retried": retried[name],
                      "p50_ms": round(1000 * values[len(values) // 2], 1) if values else None,
                      "p99_ms": round(1000 * values[min(len(values) - 1, int(0.99 * len(values)))], 1) if values
                      else None}

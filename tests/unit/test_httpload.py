@@ -60,6 +60,7 @@ def test_answers_are_read_whole_and_connections_are_reused_or_reopened() -> None
             with pytest.raises(httpload.ClosedError):  # dropped on the kept-alive one and again on a fresh one
                 await conn.get("/drop")
             assert await conn.get("/length") == (200, b"hello")
+            assert conn.retried == 1  # only the drop was sent again; a `Connection: close` is not a retry
         finally:
             await conn.close()
             server.close()
