@@ -237,11 +237,12 @@ def test_a_row_that_can_never_be_written_refuses_only_its_own_read(tmp_path: Pat
             ["m0", "m1", "m2", "m4", "m5"]
 
 
-def test_a_closed_trail_refuses_reads_instead_of_leaving_them_waiting(tmp_path: Path) -> None:
+@pytest.mark.parametrize("at_once", [False, True], ids=["writer", "at-once"])
+def test_a_closed_trail_refuses_reads_instead_of_leaving_them_waiting(tmp_path: Path, at_once: bool) -> None:
     ledger, audit = _engines(tmp_path, timeout_s=5.0)
 
     async def main() -> None:
-        trail = audit_trail.AuditTrail(audit)
+        trail = audit_trail.AuditTrail(audit, at_once=audit_trail.at_once_engine(str(audit.url)) if at_once else None)
         await audit_trail.audited(trail, ledger, lambda session: ("risk", ["m1"]), reader="dev", endpoint="member",
                                   as_of=None)
         await trail.close()
@@ -285,3 +286,107 @@ def test_a_read_waits_for_its_rows_no_longer_than_the_trails_deadline(tmp_path: 
     finally:
         holder.close()
     assert 0.3 <= took < 2.0
+
+
+def _at_once(audit: Engine) -> Engine:
+    return audit_trail.at_once_engine(audit.url.render_as_string(hide_password=False))
+
+
+def _committed(audit: Engine) -> list[str]:
+    with db.unit_of_work(audit) as session:
+        return sorted(r.member_id for r in session.exec(select(models.WellbeingRead)).all())
+
+
+def test_with_the_lock_free_a_read_is_committed_at_once_without_the_writer(tmp_path: Path) -> None:
+    """Reads on the event loop commit their rows there (two turns of a busy loop fewer than waiting for the
+    writer thread); the writer takes no transaction."""
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+
+    async def main() -> int:
+        trail = audit_trail.AuditTrail(audit, at_once=_at_once(audit))
+        try:
+            for k in range(3):
+                assert await audit_trail.audited(trail, ledger, lambda session, k=k: (f"risk {k}", [f"m{k}"]),
+                                                 reader="dev", endpoint="member", as_of=None,
+                                                 on_loop=True, bounded=True) == f"risk {k}"
+                assert _committed(audit) == [f"m{j}" for j in range(k + 1)]  # before the caller saw the answer
+            return trail.commits
+        finally:
+            await trail.close()
+
+    assert asyncio.run(main()) == 0
+
+
+def test_with_the_lock_held_a_read_waits_for_the_writer_without_holding_the_loop(tmp_path: Path) -> None:
+    """Another writer (a replica, a deletion) holds the audit file's lock: the read does not wait for it on the
+    event loop (other requests go on) but on the writer thread, and is answered once its rows are committed."""
+    ledger, audit = _engines(tmp_path, timeout_s=10.0)
+    holder = sqlite3.connect(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}").removeprefix("sqlite:///"),
+                             isolation_level=None)
+
+    async def main() -> int:
+        trail = audit_trail.AuditTrail(audit, at_once=_at_once(audit))
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            read = asyncio.ensure_future(audit_trail.audited(trail, ledger, lambda session: ("risk", ["m1"]),
+                                                             reader="dev", endpoint="member", as_of=None,
+                                                             on_loop=True, bounded=True))
+            await asyncio.sleep(0.3)
+            assert time.monotonic() - started < 5  # the loop was not held for the 10 s busy timeout
+            assert not read.done() and _committed(audit) == []
+            holder.rollback()
+            assert await asyncio.wait_for(read, 10) == "risk"
+            assert _committed(audit) == ["m1"]
+            return trail.commits
+        finally:
+            await trail.close()
+
+    try:
+        assert asyncio.run(main()) == 1  # written by the writer thread
+    finally:
+        holder.close()
+
+
+def test_rows_committed_at_once_reach_the_database_file_through_the_writers_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits made at once leave their pages in the write-ahead log (their engine never checkpoints, which would
+    sync the disk on the event loop); every few of them the writer thread copies the log into the file."""
+    monkeypatch.setattr(audit_trail, "_CHECKPOINT_EVERY", 3)
+    ledger, audit = _engines(tmp_path, timeout_s=5.0)
+    path = Path(default_audit_url(f"sqlite:///{tmp_path / 'r.db'}").removeprefix("sqlite:///"))
+    with audit.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the schema into the file
+
+    def in_the_file() -> int:
+        copy = tmp_path / "copy.db"  # the database file alone, without its write-ahead log
+        copy.write_bytes(path.read_bytes())
+        with sqlite3.connect(copy) as conn:
+            return int(conn.execute(f"SELECT COUNT(*) FROM {models.WellbeingRead.__tablename__}").fetchone()[0])
+
+    async def main() -> None:
+        trail = audit_trail.AuditTrail(audit, at_once=_at_once(audit))
+        try:
+            for k in range(2):
+                await audit_trail.audited(trail, ledger, lambda session, k=k: ("risk", [f"m{k}"]), reader="dev",
+                                          endpoint="member", as_of=None, on_loop=True, bounded=True)
+            assert in_the_file() == 0 and _committed(audit) == ["m0", "m1"]
+            await audit_trail.audited(trail, ledger, lambda session: ("risk", ["m2"]), reader="dev",
+                                      endpoint="member", as_of=None, on_loop=True, bounded=True)
+        finally:
+            await trail.close()  # after the queued checkpoint
+
+    asyncio.run(main())
+    assert in_the_file() == 3
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("sqlite:////var/lib/anchor/rec-audit.db", True),
+    ("sqlite:///./data/recognition-audit.db", True),
+    ("sqlite://", False),  # a second engine would open another, empty, database
+    ("sqlite:///:memory:", False),
+    ("sqlite:///file:audit?mode=memory&cache=shared&uri=true", False),
+    ("postgresql://anchor@db/recognition", False),
+])
+def test_rows_are_committed_at_once_only_on_a_sqlite_file(url: str, expected: bool) -> None:
+    assert audit_trail.on_disk_sqlite(url) is expected

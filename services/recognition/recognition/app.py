@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from recognition import audit_trail, endpoints, models, service, watch, writing
+from recognition import audit_trail, endpoints, models, reads, service, watch, writing
 from recognition.config import RecognitionSettings, get_settings
 from shared import app as base
 from shared import db, kafka, topics
@@ -33,8 +33,13 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
             handler=functools.partial(service.handle, writer=writer, on_deleted=watcher.forget),
             after=[database.initialized, trail.initialized])  # a deletion erases audit rows too
         app.state.watcher = watcher
+        app.state.reads_on_loop = reads.on_loop(settings.reads.on_loop, dialect=database.engine.dialect.name)
         app.state.audit = trail
-        app.state.audit_trail = audit_trail.AuditTrail(trail.engine, wait_s=settings.database.statement_timeout_s)
+        # With reads on the loop, a SQLite trail commits each read's rows there too (`AuditTrail.record`).
+        at_once = audit_trail.at_once_engine(settings.audit_url) \
+            if app.state.reads_on_loop and audit_trail.on_disk_sqlite(settings.audit_url) else None
+        app.state.audit_trail = audit_trail.AuditTrail(trail.engine, wait_s=settings.database.statement_timeout_s,
+                                                       at_once=at_once)
         if audit is not None:
             audit.start()
         try:
@@ -47,6 +52,8 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(writer.close)  # after the consumer has stopped: no batch is in flight
             await app.state.audit_trail.close()  # after the server has answered every request in flight
+            if at_once is not None:
+                at_once.dispose()
             if audit is not None:
                 await audit.stop()
 

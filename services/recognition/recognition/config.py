@@ -56,6 +56,13 @@ class WriterSettings(BaseModel):
     niceness: int = Field(0, ge=0, le=19)
 
 
+class ReadSettings(BaseModel):
+    # Whether short reads of one post or one member run on the event loop instead of a worker thread (see
+    # `reads.py`). Unset: on SQLite, where they are the process's own CPU work; not on PostgreSQL, where each
+    # statement waits for the server and the loop would wait with it.
+    on_loop: bool | None = None
+
+
 class AuditSettings(BaseModel):
     # The database of the audit trail of burnout-risk reads. Unset: on SQLite a file of its own next to the
     # service's (`recognition.db` -> `recognition-audit.db`), because SQLite has one write lock per file and the
@@ -86,6 +93,7 @@ class RecognitionSettings(ServiceSettings):
     alerts: AlertSettings = AlertSettings()
     writer: WriterSettings = WriterSettings()
     audit: AuditSettings = AuditSettings()
+    reads: ReadSettings = ReadSettings()
 
     @property
     def audit_url(self) -> str:

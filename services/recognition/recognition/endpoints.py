@@ -1,4 +1,3 @@
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
@@ -7,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from recognition import audit_trail, awards, privacy, risk, service, watch
+from recognition import audit_trail, awards, privacy, reads, risk, service, watch
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from shared import app as base
@@ -33,15 +32,17 @@ def _as_of(value: datetime | None) -> datetime:
     return (value or datetime.now(UTC)).astimezone(UTC)
 
 
-async def _read(request: Request, work: Callable[..., T], *, audit: bool = False, **kwargs: object) -> T:
-    """Runs a service read in a worker thread inside one unit of work (on the audit trail's database if `audit`)."""
+async def _read(request: Request, work: Callable[..., T], *, audit: bool = False, bounded: bool = False,
+                **kwargs: object) -> T:
+    """Runs a service read inside one unit of work (on the audit trail's database if `audit`): in a worker
+    thread, or on the event loop if it is `bounded` (one post, one member) and the service reads there."""
     engine = request.app.state.audit.engine if audit else request.app.state.engine
 
     def run() -> T:
         with db.unit_of_work(engine) as session:
             return work(session=session, **kwargs)
 
-    return await asyncio.to_thread(run)
+    return await reads.run(run, on_loop=request.app.state.reads_on_loop, bounded=bounded)
 
 
 def _window(since: datetime | None, until: datetime | None, *, days: int) -> tuple[datetime, datetime]:
@@ -82,19 +83,20 @@ def _settings(request: Request) -> RecognitionSettings:
 
 @router.get("/posts/{post_id}", response_model=s.PostView, summary="A classified post (404 until processed)")
 async def get_post(post_id: IdPath, request: Request, _: Read) -> s.PostView:
-    return await _read(request, service.post_view, post_id=post_id)
+    return await _read(request, service.post_view, bounded=True, post_id=post_id)
 
 
 @router.get("/members/{member_id}", response_model=s.MemberView, summary="A member's labor and what they received")
 async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.MemberView:
-    return await _read(request, service.member_view, member_id=member_id, as_of=_as_of(as_of),
+    return await _read(request, service.member_view, bounded=True, member_id=member_id, as_of=_as_of(as_of),
                        daily_cap=_settings(request).ledger.daily_cap)
 
 
 async def _audited(request: Request, principal: auth.Principal, endpoint: str, as_of: datetime | None,
-                   work: Callable[[Session], tuple[T, list[str]]]) -> T:
+                   work: Callable[[Session], tuple[T, list[str]]], *, bounded: bool) -> T:
     """A burnout-risk read, answered only once who read whose risk is in the audit trail (503 otherwise)."""
     return await audit_trail.audited(request.app.state.audit_trail, request.app.state.engine, work,
+                                     on_loop=request.app.state.reads_on_loop, bounded=bounded,
                                      reader=principal.name, endpoint=endpoint,
                                      as_of=as_of.astimezone(UTC) if as_of else None)
 
@@ -120,7 +122,7 @@ async def get_burnout_risk(member_id: IdPath, request: Request, principal: Wellb
                                      as_of=_as_of(as_of))
         return found, [found.member_id]
 
-    return await _audited(request, principal, "member", as_of, work)
+    return await _audited(request, principal, "member", as_of, work, bounded=True)
 
 
 @router.get("/burnout-risk", response_model=s.BurnoutList,
@@ -147,14 +149,14 @@ async def list_burnout_risk(request: Request, principal: Wellbeing, level: Level
             return _cached(snap, ("burnout", level, limit, frozenset(hidden)),
                            lambda: watch.risks_body(snap, chosen)), chosen
 
-        return await _audited(request, principal, "list", as_of, from_snapshot)
+        return await _audited(request, principal, "list", as_of, from_snapshot, bounded=True)
 
     def on_demand(session: Session) -> tuple[s.BurnoutList, list[str]]:
         found = service.burnout_list(session=session, settings=_settings(request), level=level, limit=limit,
                                      as_of=_as_of(as_of))
         return found, [i.member_id for i in found.items]
 
-    return await _audited(request, principal, "list", as_of, on_demand)
+    return await _audited(request, principal, "list", as_of, on_demand, bounded=False)
 
 
 @router.post("/members/{member_id}/acknowledgements", status_code=201, response_model=s.AcknowledgementOut,
@@ -185,7 +187,7 @@ async def get_nominations(request: Request, _: Read, award: Literal[awards.Award
 @router.get("/members/{member_id}/thank-you", response_model=s.ThankYou,
             summary="A specific thank-you draft naming what the member did")
 async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.ThankYou:
-    return await _read(request, service.thank_you, member_id=member_id, as_of=_as_of(as_of))
+    return await _read(request, service.thank_you, bounded=True, member_id=member_id, as_of=_as_of(as_of))
 
 
 @router.get("/defect-topics", response_model=s.DefectTopics, summary="Flaw topics with stage, consensus and safety")
