@@ -4,16 +4,16 @@ and idempotent inserts that make at-least-once delivery count each record once."
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import DateTime, Engine, Index, Table, TypeDecorator, create_engine, event, inspect, text
+from sqlalchemy import DateTime, Engine, Executable, Index, Table, TypeDecorator, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Result, ScalarResult, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.schema import CreateIndex, DropIndex
@@ -235,6 +235,18 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> Result[Any]:
+    """A prebuilt statement that selects columns, run on the session's connection (same transaction). Through
+    `session.exec` each paid the ORM's execution layer (about 0.09 ms, a third of a one-member SQLite query), for
+    no ORM objects; a member's view runs eight such statements."""
+    return session.connection().execute(statement, dict(params))
+
+
+def scalars(session: Session, statement: Executable, params: Mapping[str, Any]) -> ScalarResult[Any]:
+    """`rows` of a one-column statement, as values (what `session.exec` gives for such a select)."""
+    return rows(session, statement, params).scalars()
 
 
 def insert_for(session: Session) -> Any:

@@ -57,7 +57,7 @@ def opted_out(session: Session, member_ids: Sequence[str] | None = None) -> set[
         return set(session.exec(select(t.member_id).where(col(t.opted_out))).all())
     found: set[str] = set()
     for chunk in _chunks(sorted(set(member_ids))):
-        found.update(session.exec(_OPTED_OUT_AMONG, params={"members": list(chunk)}).all())  # type: ignore[call-overload]
+        found.update(db.scalars(session, _OPTED_OUT_AMONG, {"members": list(chunk)}).all())
     return found
 
 
@@ -74,8 +74,8 @@ def hidden_since(session: Session, *, since: datetime) -> tuple[set[str], set[st
     """(members opted out of wellbeing scoring after `since`, digests of members deleted after `since`): who must
     be dropped from a list computed at `since`. Both are few, and indexed by time. A deletion counts from when it
     was applied here, not when it was requested: one requested long ago may reach this service late."""
-    opted = set(session.exec(_OPTED_OUT_SINCE, params={"since": since}).all())  # type: ignore[call-overload]
-    deleted = set(session.exec(_DELETED_SINCE, params={"since": since}).all())  # type: ignore[call-overload]
+    opted = set(db.scalars(session, _OPTED_OUT_SINCE, {"since": since}).all())
+    deleted = set(db.scalars(session, _DELETED_SINCE, {"since": since}).all())
     return opted, deleted
 
 

@@ -117,7 +117,7 @@ _CHANGED_AT = select(Member.member_id, Member.changed_at).where(col(Member.membe
 
 def changed_at(session: Session, member_id: str) -> tuple[bool, datetime | None]:
     """(whether the member has a row, when what goes into their risk last changed)."""
-    found = session.exec(_CHANGED_AT, params={"member": member_id}).first()  # type: ignore[call-overload]
+    found = db.rows(session, _CHANGED_AT, {"member": member_id}).first()
     return (False, None) if found is None else (True, db.as_utc(found[1]))
 
 
@@ -300,7 +300,7 @@ _HAS_POSTED = select(StoredPost.post_id).where(col(StoredPost.author_id) == _MEM
 
 def has_posted(session: Session, member_id: str, *, as_of: datetime) -> bool:
     """Whether the member had any post by `as_of` (stops at the first, unlike `activity`'s count)."""
-    return session.exec(_HAS_POSTED, params={"member": member_id, "as_of": as_of}).first() is not None  # type: ignore[call-overload]
+    return db.rows(session, _HAS_POSTED, {"member": member_id, "as_of": as_of}).first() is not None
 
 
 _ACTIVITY = select(func.count(), func.min(StoredPost.created_at), func.max(StoredPost.created_at)).where(
@@ -309,7 +309,7 @@ _ACTIVITY = select(func.count(), func.min(StoredPost.created_at), func.max(Store
 
 def activity(session: Session, member_id: str, *, as_of: datetime) -> tuple[int, datetime | None, datetime | None]:
     """(posts, first post, last post) of a member up to `as_of`."""
-    n, first, last = session.exec(_ACTIVITY, params={"member": member_id, "as_of": as_of}).one()  # type: ignore[call-overload]
+    n, first, last = db.rows(session, _ACTIVITY, {"member": member_id, "as_of": as_of}).one()
     return int(n), db.as_utc(first), db.as_utc(last)
 
 
@@ -328,7 +328,7 @@ _LABELS_BY_AUTHOR = _labels_by_author_statement()
 
 def labels_by_author(session: Session, member_id: str, *, as_of: datetime, daily_cap: int) -> dict[str, int]:
     """Credited labor and research labels of a member, at most `daily_cap` of a label per local day."""
-    rows = session.exec(_LABELS_BY_AUTHOR, params={"member": member_id, "as_of": as_of, "cap": daily_cap})  # type: ignore[call-overload]
+    rows = db.rows(session, _LABELS_BY_AUTHOR, {"member": member_id, "as_of": as_of, "cap": daily_cap})
     return {label: int(n) for label, n in rows}
 
 
@@ -339,7 +339,7 @@ _LABELS_RECEIVED = (select(PostLabel.label, func.count()).where(
 
 
 def labels_received(session: Session, member_id: str, *, as_of: datetime) -> dict[str, int]:
-    rows = session.exec(_LABELS_RECEIVED, params={"member": member_id, "as_of": as_of})  # type: ignore[call-overload]
+    rows = db.rows(session, _LABELS_RECEIVED, {"member": member_id, "as_of": as_of})
     return {label: int(n) for label, n in rows}
 
 
@@ -360,7 +360,7 @@ _REACTIONS_RECEIVED = _reactions_received_statements()
 
 def reactions_received(session: Session, member_id: str, *, as_of: datetime) -> int:
     params = {"member": member_id, "as_of": as_of}
-    return sum(int(session.exec(stmt, params=params).one()) for stmt in _REACTIONS_RECEIVED)  # type: ignore[call-overload]
+    return sum(int(db.scalars(session, stmt, params).one()) for stmt in _REACTIONS_RECEIVED)
 
 
 def _in(column: Any, ids: Sequence[str] | None) -> Any:
@@ -426,12 +426,12 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
                               "base_start": recent_start - timedelta(days=baseline_days)}
     if member_ids is not None:
         params["members"] = list(member_ids)
-    labor = session.exec(stmts["labor"], params=params).all()  # type: ignore[call-overload]
+    labor = db.rows(session, stmts["labor"], params).all()
     parents = sorted({r[6] for r in labor if r[2] == "newcomer_answer" and r[6]})
     earlier: dict[str, list[tuple[datetime, str]]] = {}
     for chunk in range(0, len(parents), 500):
-        for parent, created, post_id, label in session.exec(  # type: ignore[call-overload]
-                stmts["answers"], params={"parents": parents[chunk:chunk + 500], "as_of": as_of}).all():
+        for parent, created, post_id, label in db.rows(
+                session, stmts["answers"], {"parents": parents[chunk:chunk + 500], "as_of": as_of}).all():
             if label == "newcomer_answer":
                 earlier.setdefault(parent, []).append((db.as_utc(created), post_id))  # type: ignore[arg-type]
     for post_id, author, label, created, day, hour, reply_to in labor:
@@ -440,17 +440,17 @@ def histories(session: Session, *, member_ids: Sequence[str] | None, as_of: date
             other < (created, post_id) for other in earlier.get(reply_to, ()))
         get(author).labor.append(risk.LaborPost(post_id, label, created, day, hour, repeat))  # type: ignore[arg-type]
 
-    for post_id, target, label, created in session.exec(stmts["received"], params=params).all():  # type: ignore[call-overload]
+    for post_id, target, label, created in db.rows(session, stmts["received"], params).all():
         get(target).received.append(risk.Received(post_id, label, db.as_utc(created)))  # type: ignore[arg-type]
 
     for half in ("reactions_stored", "reactions_joined"):
-        for member, kind, n in session.exec(stmts[half], params=params).all():  # type: ignore[call-overload]
+        for member, kind, n in db.rows(session, stmts[half], params).all():
             get(member).reactions[kind] += int(n)
 
-    for member, kind, n in session.exec(stmts["acknowledgements"], params=params).all():  # type: ignore[call-overload]
+    for member, kind, n in db.rows(session, stmts["acknowledgements"], params).all():
         get(member).acknowledgements[kind] += int(n)
 
-    for member, recent, baseline in session.exec(stmts["activity"], params=params).all():  # type: ignore[call-overload]
+    for member, recent, baseline in db.rows(session, stmts["activity"], params).all():
         h = get(member)
         h.recent_posts, h.baseline_posts = int(recent or 0), int(baseline or 0)
     officials = staff(session, list(out), as_of=as_of)
@@ -467,8 +467,8 @@ def staff(session: Session, member_ids: Sequence[str], *, as_of: datetime) -> se
     """Members who had posted as brand staff by `as_of` (so a later staff post does not rewrite the past)."""
     found: set[str] = set()
     for start in range(0, len(member_ids), 500):
-        found.update(session.exec(  # type: ignore[call-overload]
-            _STAFF, params={"members": list(member_ids[start:start + 500]), "as_of": as_of}).all())
+        found.update(db.scalars(
+            session, _STAFF, {"members": list(member_ids[start:start + 500]), "as_of": as_of}).all())
     return found
 
 
@@ -484,7 +484,7 @@ def names_as_of(session: Session, member_ids: Sequence[str], *, as_of: datetime)
     """Each member's display name on their latest post at or before `as_of`."""
     found: dict[str, str | None] = {}
     for member in dict.fromkeys(member_ids):
-        name = session.exec(_NAME_AS_OF, params={"member": member, "as_of": as_of}).first()  # type: ignore[call-overload]
+        name = db.scalars(session, _NAME_AS_OF, {"member": member, "as_of": as_of}).first()
         if name is not None:
             found[member] = name
     return found
@@ -514,7 +514,7 @@ _ACKNOWLEDGEMENTS = select(func.count()).select_from(Acknowledgement).where(
 
 
 def acknowledgements_count(session: Session, member_id: str, *, as_of: datetime) -> int:
-    return int(session.exec(_ACKNOWLEDGEMENTS, params={"member": member_id, "as_of": as_of}).one())  # type: ignore[call-overload]
+    return int(db.scalars(session, _ACKNOWLEDGEMENTS, {"member": member_id, "as_of": as_of}).one())
 
 
 def get_acknowledgement(session: Session, acknowledgement_id: str) -> Acknowledgement | None:
@@ -587,21 +587,21 @@ def contributions(session: Session, member_id: str, *, labels: Sequence[str], si
     them (`echo`); those `pick` keeps (all by default) also get their thread title, the member they answered
     and the classifier's evidence, which cost a read per post."""
     params = {"member": member_id, "since": since, "until": until, "limit": limit}
-    rows = session.exec(_contributions_statement(tuple(labels)), params=params).all()  # type: ignore[call-overload]
+    rows = db.rows(session, _contributions_statement(tuple(labels)), params).all()
     if not rows:
         return []
     post_ids = sorted({r[0] for r in rows})
-    echoes = {parent: int(n) for parent, n in session.exec(  # type: ignore[call-overload]
-        _ECHOES, params={"posts": post_ids, "member": member_id, "until": until}).all()}
+    echoes = {parent: int(n) for parent, n in db.rows(
+        session, _ECHOES, {"posts": post_ids, "member": member_id, "until": until}).all()}
     found = [{"post_id": post_id, "label": label, "created_at": db.as_utc(created), "thread_id": thread_id,
               "target": target, "component": component, "echo": echoes.get(post_id, 0)}
              for post_id, label, created, thread_id, target, component in rows]
     if pick is not None:
         found = pick(found)
     picked = sorted({c["post_id"] for c in found})
-    posts = {p.post_id: p for p in session.exec(_POSTS, params={"posts": picked})}  # type: ignore[call-overload]
-    threads = dict(session.exec(  # type: ignore[call-overload]
-        _THREADS, params={"threads": sorted({c["thread_id"] for c in found})}).all())
+    posts = {p.post_id: p for p in db.rows(session, _POSTS, {"posts": picked})}
+    threads = dict(db.rows(  # type: ignore[arg-type]
+        session, _THREADS, {"threads": sorted({c["thread_id"] for c in found})}).all())
     names = names_as_of(session, sorted({c["target"] for c in found if c["target"]}), as_of=until)
     for c in found:
         post, target = posts[c["post_id"]], c.pop("target")
