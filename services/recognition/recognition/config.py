@@ -57,9 +57,10 @@ class WriterSettings(BaseModel):
 
 
 class ReadSettings(BaseModel):
-    # Whether short reads of one post or one member run on the event loop instead of a worker thread (see
-    # `reads.py`). Unset: on SQLite, where they are the process's own CPU work; not on PostgreSQL, where each
-    # statement waits for the server and the loop would wait with it.
+    # Whether reads of bounded cost (a post by id, risks served from the snapshot) run on the event loop instead of
+    # a worker thread, with a risk read's audit rows committed there (see `reads.py`). Unset: on SQLite, where they
+    # are the process's own CPU work; not on PostgreSQL, where each statement waits for the server and the loop
+    # would wait with it.
     on_loop: bool | None = None
 
 

@@ -35,7 +35,8 @@ def _as_of(value: datetime | None) -> datetime:
 async def _read(request: Request, work: Callable[..., T], *, audit: bool = False, bounded: bool = False,
                 **kwargs: object) -> T:
     """Runs a service read inside one unit of work (on the audit trail's database if `audit`): in a worker
-    thread, or on the event loop if it is `bounded` (one post, one member) and the service reads there."""
+    thread, or on the event loop if it is `bounded` (its cost grows neither with the community nor with a
+    member's history) and the service reads there."""
     engine = request.app.state.audit.engine if audit else request.app.state.engine
 
     def run() -> T:
@@ -88,7 +89,7 @@ async def get_post(post_id: IdPath, request: Request, _: Read) -> s.PostView:
 
 @router.get("/members/{member_id}", response_model=s.MemberView, summary="A member's labor and what they received")
 async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.MemberView:
-    return await _read(request, service.member_view, bounded=True, member_id=member_id, as_of=_as_of(as_of),
+    return await _read(request, service.member_view, member_id=member_id, as_of=_as_of(as_of),
                        daily_cap=_settings(request).ledger.daily_cap)
 
 
@@ -111,18 +112,24 @@ _SNAPSHOT_SLACK = timedelta(minutes=1)
 async def get_burnout_risk(member_id: IdPath, request: Request, principal: Wellbeing,
                            as_of: AsOf = None) -> s.BurnoutRisk | Response:
     snap = _snapshot(request, as_of)
-
-    def work(session: Session) -> tuple[s.BurnoutRisk | Response, list[str]]:
-        if snap is not None:
+    if snap is not None:
+        def from_snapshot(session: Session) -> tuple[Response | None, list[str]]:
             body = service.snapshot_risk(session=session, risks=snap.risks, taken_at=snap.as_of,
                                          member_id=member_id, slack=_SNAPSHOT_SLACK)
-            if body is not None:
-                return Response(content=body, media_type="application/json"), [member_id]
+            if body is None:  # changed since the snapshot: computed below, and audited then
+                return None, []
+            return Response(content=body, media_type="application/json"), [member_id]
+
+        answer = await _audited(request, principal, "member", as_of, from_snapshot, bounded=True)
+        if answer is not None:
+            return answer
+
+    def on_demand(session: Session) -> tuple[s.BurnoutRisk, list[str]]:
         found = service.burnout_risk(session=session, settings=_settings(request), member_id=member_id,
                                      as_of=_as_of(as_of))
         return found, [found.member_id]
 
-    return await _audited(request, principal, "member", as_of, work, bounded=True)
+    return await _audited(request, principal, "member", as_of, on_demand, bounded=False)
 
 
 @router.get("/burnout-risk", response_model=s.BurnoutList,
@@ -187,7 +194,7 @@ async def get_nominations(request: Request, _: Read, award: Literal[awards.Award
 @router.get("/members/{member_id}/thank-you", response_model=s.ThankYou,
             summary="A specific thank-you draft naming what the member did")
 async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.ThankYou:
-    return await _read(request, service.thank_you, bounded=True, member_id=member_id, as_of=_as_of(as_of))
+    return await _read(request, service.thank_you, member_id=member_id, as_of=_as_of(as_of))
 
 
 @router.get("/defect-topics", response_model=s.DefectTopics, summary="Flaw topics with stage, consensus and safety")

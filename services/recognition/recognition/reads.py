@@ -2,11 +2,14 @@
 
 A worker thread must win the interpreter lock back from the event loop after every call into the database
 driver, which releases it. Under load the loop always holds it, and a waiting thread gets it only when the
-loop is made to switch, after the switch interval (5 ms): a per-member read of a dozen driver calls took 45 ms
-(p50) with 20 clients at 1M posts, against 1 ms of work. On SQLite the work is the process's own CPU anyway, so
-a read that is short and bounded (one post, one member) runs on the loop, in arrival order, without a switch.
-Reads that grow with the community (a list, a window) and every write (which may wait for SQLite's write lock)
-stay in threads, so they never stall the loop for long.
+loop is made to switch, after the switch interval (5 ms), and each hop to a thread costs the request another
+turn of the busy loop. On SQLite the work is the process's own CPU anyway, so a read whose cost is bounded (a post
+by id; a burnout risk, or a list of them, served from the community snapshot) runs on the loop, in arrival
+order, without a switch. Reads whose cost grows with the community (a list or a window computed on demand) or
+with a member's history (a member's view, a thank-you draft, a risk computed on demand: the busiest members
+have thousands of posts, and while the pipeline was ingesting, such reads on the loop held every other request
+behind them, p50 85 ms against 15 ms in threads) stay in threads, and so does every write (which may wait for
+SQLite's write lock).
 """
 
 import asyncio
