@@ -5,6 +5,8 @@ queued on SQLite's one write lock, whose busy handler sleeps in growing steps (1
 request threads that every other route needed: at 1M posts a quarter of the reads waited over 50 ms. One
 writer thread now takes all the rows waiting when it is free and commits them in one transaction (a group
 commit); a read is still answered only once its own rows are committed, and refused (503) if they cannot be.
+With reads on the event loop (SQLite's default), a read's rows are first tried right there, without waiting for
+the lock (`AuditTrail._record_at_once`); the writer takes them only when another writer holds it.
 """
 
 import asyncio
@@ -39,7 +41,7 @@ def on_disk_sqlite(url: str) -> bool:
 def at_once_engine(url: str) -> Engine:
     """The engine of `AuditTrail.at_once` for a SQLite audit file: a write finding the lock held fails at once
     instead of waiting (busy timeout 0), and a commit never runs a checkpoint (`AuditTrail._checkpoint` does)."""
-    engine = db.make_engine(url, pool_size=1, statement_timeout_s=0.0)
+    engine = db.make_engine(url, statement_timeout_s=0.0)
 
     @event.listens_for(engine, "connect")
     def _no_automatic_checkpoint(dbapi_conn: Any, _: Any) -> None:
@@ -57,9 +59,10 @@ def rows(*, reader: str, endpoint: str, member_ids: Sequence[str], as_of: dateti
 
 
 class AuditTrail:
-    """Commits audit rows on a thread of its own, every read waiting in one transaction. The thread goes from
-    one transaction straight to the next without waiting for the event loop, which under load runs a turn only
-    every few milliseconds: a read waits for at most the transaction in progress and its own."""
+    """Commits audit rows at once on the caller's thread when `at_once` is given and the lock is free, otherwise
+    on a thread of its own, every read waiting in one transaction. The thread goes from one transaction straight
+    to the next without waiting for the event loop, which under load runs a turn only every few milliseconds: a
+    read waits for at most the transaction in progress and its own."""
 
     def __init__(self, engine: Engine, *, wait_s: float = 30.0, at_once: Engine | None = None) -> None:
         self.engine = engine
