@@ -49,6 +49,19 @@ def as_utc(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def on_disk_sqlite(url: str) -> bool:
+    """Whether a second engine, or another process, on `url` reaches the same SQLite database (not so for an
+    in-memory one)."""
+    parsed = make_url(url)
+    name = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:")
+
+
+def shared_by_processes(url: str) -> bool:
+    """Whether another process can open the database at `url`: any but an in-memory SQLite one."""
+    return make_url(url).get_backend_name() != "sqlite" or on_disk_sqlite(url)
+
+
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
                 statement_timeout_s: float | None = None) -> Engine:
     """`hide_parameters`: a database error's text (logged, and put in dead-letter headers) names the statement

@@ -389,4 +389,4 @@ def test_rows_committed_at_once_reach_the_database_file_through_the_writers_chec
     ("postgresql://anchor@db/recognition", False),
 ])
 def test_rows_are_committed_at_once_only_on_a_sqlite_file(url: str, expected: bool) -> None:
-    assert audit_trail.on_disk_sqlite(url) is expected
+    assert db.on_disk_sqlite(url) is expected

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from recognition import audit_trail, endpoints, models, reads, service, watch, writing
+from recognition import audit_trail, endpoints, models, read_pool, reads, service, watch, writing
 from recognition.config import RecognitionSettings, get_settings
 from shared import app as base
 from shared import db, kafka, topics
@@ -35,9 +35,13 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         app.state.watcher = watcher
         app.state.reads_on_loop = reads.on_loop(settings.reads.on_loop, dialect=database.engine.dialect.name)
         app.state.audit = trail
+        readers = reads.processes(settings.reads.processes, url=settings.database.url)
+        app.state.read_pool = read_pool.ReadPool(
+            url=settings.database.url, size=readers, timeout_s=settings.database.statement_timeout_s + 5,
+            statement_timeout_s=settings.database.statement_timeout_s) if readers else None
         # With reads on the loop, a SQLite trail commits each read's rows there too (`AuditTrail.record`).
         at_once = audit_trail.at_once_engine(settings.audit_url) \
-            if app.state.reads_on_loop and audit_trail.on_disk_sqlite(settings.audit_url) else None
+            if app.state.reads_on_loop and db.on_disk_sqlite(settings.audit_url) else None
         app.state.audit_trail = audit_trail.AuditTrail(trail.engine, wait_s=settings.database.statement_timeout_s,
                                                        at_once=at_once)
         if audit is not None:
@@ -52,6 +56,8 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(writer.close)  # after the consumer has stopped: no batch is in flight
             await app.state.audit_trail.close()  # after the server has answered every request in flight
+            if app.state.read_pool is not None:
+                await app.state.read_pool.close()
             if at_once is not None:
                 at_once.dispose()
             if audit is not None:

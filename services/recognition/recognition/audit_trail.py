@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event, make_url
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from recognition import privacy, reads
@@ -29,13 +29,6 @@ from shared.errors import AnchorError
 
 T = TypeVar("T")
 log = logging.getLogger("anchor.recognition")
-
-
-def on_disk_sqlite(url: str) -> bool:
-    """Whether a second engine on `url` reaches the same database (not so for an in-memory SQLite one)."""
-    parsed = make_url(url)
-    name = parsed.database or ""
-    return parsed.get_backend_name() == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:")
 
 
 def at_once_engine(url: str) -> Engine:

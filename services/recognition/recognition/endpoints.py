@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from recognition import audit_trail, awards, privacy, reads, risk, service, watch
+from recognition import audit_trail, awards, privacy, read_pool, reads, risk, service, watch
 from recognition import schemas as s
 from recognition.config import RecognitionSettings
 from shared import app as base
@@ -87,10 +87,19 @@ async def get_post(post_id: IdPath, request: Request, _: Read) -> s.PostView:
     return await _read(request, service.post_view, bounded=True, post_id=post_id)
 
 
+async def _history_read(request: Request, work: Callable[..., BaseModel], **kwargs: object) -> BaseModel | Response:
+    """A read whose cost follows a member's history: in a reader process when the service has them (its answer
+    comes back as JSON), else in a worker thread."""
+    pool: read_pool.ReadPool | None = request.app.state.read_pool
+    if pool is None:
+        return await _read(request, work, **kwargs)
+    return Response(content=await pool.read(work.__name__, **kwargs), media_type="application/json")
+
+
 @router.get("/members/{member_id}", response_model=s.MemberView, summary="A member's labor and what they received")
-async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.MemberView:
-    return await _read(request, service.member_view, member_id=member_id, as_of=_as_of(as_of),
-                       daily_cap=_settings(request).ledger.daily_cap)
+async def get_member(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.MemberView | Response:
+    return await _history_read(request, service.member_view, member_id=member_id, as_of=_as_of(as_of),  # type: ignore[return-value]
+                               daily_cap=_settings(request).ledger.daily_cap)
 
 
 async def _audited(request: Request, principal: auth.Principal, endpoint: str, as_of: datetime | None,
@@ -193,8 +202,8 @@ async def get_nominations(request: Request, _: Read, award: Literal[awards.Award
 
 @router.get("/members/{member_id}/thank-you", response_model=s.ThankYou,
             summary="A specific thank-you draft naming what the member did")
-async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.ThankYou:
-    return await _read(request, service.thank_you, member_id=member_id, as_of=_as_of(as_of))
+async def get_thank_you(member_id: IdPath, request: Request, _: Read, as_of: AsOf = None) -> s.ThankYou | Response:
+    return await _history_read(request, service.thank_you, member_id=member_id, as_of=_as_of(as_of))  # type: ignore[return-value]
 
 
 @router.get("/defect-topics", response_model=s.DefectTopics, summary="Flaw topics with stage, consensus and safety")

@@ -9,12 +9,15 @@ order, without a switch. Reads whose cost grows with the community (a list or a 
 with a member's history (a member's view, a thank-you draft, a risk computed on demand: the busiest members
 have thousands of posts, and while the pipeline was ingesting, such reads on the loop held every other request
 behind them, p50 85 ms against 15 ms in threads) stay in threads, and so does every write (which may wait for
-SQLite's write lock).
+SQLite's write lock). Where the service has reader processes (`read_pool.py`), a member's view and thank-you
+draft go there instead of a thread.
 """
 
 import asyncio
 from collections.abc import Callable
 from typing import TypeVar
+
+from shared import db
 
 T = TypeVar("T")
 
@@ -23,6 +26,16 @@ def on_loop(setting: bool | None, *, dialect: str) -> bool:
     """Whether bounded reads run on the loop: as configured, else on SQLite (in-process work) and not elsewhere
     (a network round trip per statement would block the loop)."""
     return dialect == "sqlite" if setting is None else setting
+
+
+def processes(setting: int | None, *, url: str) -> int:
+    """Reader processes (`read_pool.py`) for reads that follow a member's history: as configured, else one on
+    SQLite in a file and none elsewhere; never any when no other process can open the database."""
+    if not db.shared_by_processes(url):
+        return 0
+    if setting is not None:
+        return setting
+    return 1 if url.startswith("sqlite") else 0
 
 
 async def run(work: Callable[[], T], *, on_loop: bool, bounded: bool) -> T:

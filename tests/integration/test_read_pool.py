@@ -1,0 +1,193 @@
+"""Reader processes answer a member's view and thank-you draft exactly as the serving process would, each read
+gets its own answer when many are in flight, and a reader that dies or hangs costs its reads a 503, never a
+wrong answer, and is replaced."""
+
+import asyncio
+import os
+import pickle
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from recognition import read_pool, reads, service
+from shared import db, errors
+from tests.recognition_timeline import AS_OF, Timeline, answer, asked, days_ago
+
+HELPERS = 12
+
+
+@pytest.fixture(scope="module")
+def community(engine: Engine) -> Iterator[tuple[Engine, list[str]]]:
+    """Helpers with different histories (helper k answers k + 1 questions), so that a view given to the wrong
+    read would show."""
+    t = Timeline(engine, "pool")
+    helpers = [t.member(f"helper{k}") for k in range(HELPERS)]
+    for k, helper in enumerate(helpers):
+        for n in range(k + 1):
+            question = asked(t, t.member(f"asker{k}-{n}"), at=days_ago(3 + n))
+            reply = answer(t, helper, question, at=days_ago(3 + n, hour=14))
+            if n % 2:
+                t.post(t.member(f"asker{k}-{n}"), ["gratitude"], at=days_ago(3 + n, hour=15),
+                       thread=t.thread_of(question), reply_to=reply, content="太感谢了,解决了")
+    t.flush()
+    yield engine, helpers
+
+
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _in_process(engine: Engine, name: str, **kwargs: object) -> bytes:
+    work = {"member_view": service.member_view, "thank_you": service.thank_you}[name]
+    with db.unit_of_work(engine) as session:
+        return work(session=session, **kwargs).model_dump_json().encode()
+
+
+def _kwargs(name: str, member: str) -> dict[str, object]:
+    return {"member_id": member, "as_of": AS_OF, **({"daily_cap": 12} if name == "member_view" else {})}
+
+
+def test_many_reads_in_flight_each_get_their_own_answer(community: tuple[Engine, list[str]]) -> None:
+    engine, helpers = community
+    expected = {(name, m): _in_process(engine, name, **_kwargs(name, m))
+                for name in ("member_view", "thank_you") for m in helpers}
+    assert len(set(expected.values())) == len(expected)  # every answer differs: a mix-up cannot pass
+
+    async def main() -> tuple[list[bytes], int]:
+        pool = read_pool.ReadPool(url=_url(engine), size=2, timeout_s=60)
+        try:
+            keys = list(expected) * 4
+            got = await asyncio.gather(*(pool.read(name, **_kwargs(name, m)) for name, m in keys))
+            return [got[i] == expected[k] for i, k in enumerate(keys)], len(set(pool.pids))
+        finally:
+            await pool.close()
+
+    matches, readers = asyncio.run(main())
+    assert all(matches) and len(matches) == 4 * 2 * HELPERS
+    assert readers == 2
+
+
+def test_a_service_error_comes_back_as_the_same_error(community: tuple[Engine, list[str]]) -> None:
+    engine, _ = community
+    with pytest.raises(errors.AnchorError) as in_process, db.unit_of_work(engine) as session:
+        service.member_view(session=session, member_id="pool-nobody", as_of=AS_OF, daily_cap=12)
+
+    async def main() -> errors.AnchorError:
+        pool = read_pool.ReadPool(url=_url(engine), size=1, timeout_s=60)
+        try:
+            with pytest.raises(errors.AnchorError) as raised:
+                await pool.read("member_view", member_id="pool-nobody", as_of=AS_OF, daily_cap=12)
+            return raised.value
+        finally:
+            await pool.close()
+
+    error = asyncio.run(main())
+    assert (error.status_code, error.code, error.message) == (
+        in_process.value.status_code, in_process.value.code, in_process.value.message) and error.status_code == 404
+
+
+def test_a_killed_reader_fails_its_reads_with_503_and_is_replaced(community: tuple[Engine, list[str]]) -> None:
+    engine, helpers = community
+    member = helpers[-1]
+    expected = _in_process(engine, "member_view", **_kwargs("member_view", member))
+
+    async def main() -> tuple[list[object], bytes, int, int]:
+        pool = read_pool.ReadPool(url=_url(engine), size=1, timeout_s=60)
+        try:
+            await pool.read("member_view", **_kwargs("member_view", member))  # started
+            (first,) = pool.pids
+            in_flight = [asyncio.ensure_future(pool.read("member_view", **_kwargs("member_view", member)))
+                         for _ in range(20)]
+            await asyncio.sleep(0)  # sent
+            os.kill(first, signal.SIGKILL)
+            outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
+            after = await pool.read("member_view", **_kwargs("member_view", member))
+            (second,) = pool.pids
+            return outcomes, after, first, second
+        finally:
+            await pool.close()
+
+    outcomes, after, first, second = asyncio.run(main())
+    failed = [o for o in outcomes if isinstance(o, errors.AnchorError)]
+    assert failed, "the kill landed after every read was answered"
+    assert all(o.status_code == 503 and o.headers == {"Retry-After": "1"} for o in failed)
+    assert all(o == expected for o in outcomes if not isinstance(o, errors.AnchorError))  # never a wrong answer
+    assert after == expected and second != first
+
+
+def test_a_read_over_the_timeout_is_a_503_and_its_reader_is_replaced(community: tuple[Engine, list[str]]) -> None:
+    engine, helpers = community
+    expected = _in_process(engine, "thank_you", **_kwargs("thank_you", helpers[3]))
+
+    async def main() -> tuple[errors.AnchorError, bytes, bool]:
+        pool = read_pool.ReadPool(url=_url(engine), size=1, timeout_s=60)
+        try:
+            await pool.read("thank_you", **_kwargs("thank_you", helpers[3]))
+            (first,) = pool.pids
+            pool.timeout_s = 0.000001
+            with pytest.raises(errors.AnchorError) as raised:
+                await pool.read("thank_you", **_kwargs("thank_you", helpers[3]))
+            pool.timeout_s = 60
+            after = await pool.read("thank_you", **_kwargs("thank_you", helpers[3]))
+            return raised.value, after, first not in pool.pids
+        finally:
+            await pool.close()
+
+    error, after, replaced = asyncio.run(main())
+    assert error.status_code == 503 and error.headers == {"Retry-After": "5"}
+    assert after == expected and replaced
+
+
+def test_closing_ends_the_readers_and_later_reads_are_503(community: tuple[Engine, list[str]]) -> None:
+    engine, helpers = community
+
+    async def main() -> tuple[list[int], errors.AnchorError]:
+        pool = read_pool.ReadPool(url=_url(engine), size=2, timeout_s=60)
+        await asyncio.gather(*(pool.read("member_view", **_kwargs("member_view", m)) for m in helpers))
+        pids = pool.pids
+        await pool.close()
+        with pytest.raises(errors.AnchorError) as raised:
+            await pool.read("member_view", **_kwargs("member_view", helpers[0]))
+        return pids, raised.value
+
+    pids, error = asyncio.run(main())
+    assert len(pids) == 2 and error.status_code == 503
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_an_answer_names_only_the_type_of_an_unexpected_failure(community: tuple[Engine, list[str]]) -> None:
+    engine, _ = community
+
+    def leaks(**_: object) -> None:
+        raise ValueError("member pool-helper1 wrote 刚提车")
+
+    def locked(**_: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    def missing(**_: object) -> None:
+        raise errors.AnchorError(404, "not_found", "no such member", field="member_id")
+
+    request = pickle.dumps(("x", {"as_of": datetime.now(UTC) - timedelta(days=1)}))
+    assert read_pool.answer(engine, {"x": leaks}, request) == (read_pool.FAILED, "ValueError")
+    status = read_pool.answer(engine, {"x": locked}, request)
+    assert status[:3] == (read_pool.ERROR, 503, "unavailable") and status[-1] == {"Retry-After": "5"}
+    assert read_pool.answer(engine, {"x": missing}, request) == (
+        read_pool.ERROR, 404, "not_found", "no such member", "member_id", None)
+
+
+@pytest.mark.parametrize(("setting", "url", "expected"), [
+    (None, "sqlite:////data/recognition.db", 1),  # the measured case: the serving process is the bottleneck
+    (None, "postgresql://anchor@db/anchor", 0),  # unmeasured: threads, as before
+    (2, "postgresql://anchor@db/anchor", 2),
+    (0, "sqlite:////data/recognition.db", 0),
+    (None, "sqlite://", 0),  # in memory: no other process can open it
+    (3, "sqlite:///:memory:", 0),
+])
+def test_how_many_readers_by_default_and_when_configured(setting: int | None, url: str, expected: int) -> None:
+    assert reads.processes(setting, url=url) == expected
