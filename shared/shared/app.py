@@ -99,8 +99,9 @@ async def running(app: FastAPI, *, producer: kafka.ManagedProducer, database: db
             await database.stop()
 
 
-async def database_ready(request: Request) -> None:
-    """Router dependency: 503 until the service's database schema exists (it is created in the background)."""
+def database_ready(request: Request) -> None:
+    """A route's readiness check (`auth.require(..., ready=...)`): 503 until the service's database schema exists
+    (it is created in the background)."""
     database = getattr(request.app.state, "database", None)
     if database is None or not database.initialized.is_set():
         raise errors.AnchorError(503, "unavailable", "the database is not available yet; retry later",

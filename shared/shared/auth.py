@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -42,12 +43,8 @@ class TokenRegistry:
 _bearer = HTTPBearer(auto_error=False, description="Bearer token configured in the service's AUTH__TOKENS")
 
 
-async def authenticated(request: Request,
-                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    """The caller's principal (401 without a known token). Also a router dependency, before any other: a caller
-    without a valid token then learns nothing else (not even that the database is down). FastAPI caches it per
-    request, so a route's `require` reuses this result instead of authenticating again. Async: no I/O, so no
-    hop to a worker thread."""
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller's principal (401 without a known token)."""
     registry: TokenRegistry = request.app.state.tokens
     principal = registry.authenticate(credentials.credentials) if credentials else None
     if principal is None:
@@ -56,12 +53,22 @@ async def authenticated(request: Request,
     return principal
 
 
-def require(scope: Scope):
-    """Dependency: the request carries a known token that has `scope` (401 otherwise, 403 without the scope)."""
+def require(scope: Scope, *, ready: Callable[[Request], None] | None = None):
+    """Dependency: the request carries a known token (401 otherwise) that has `scope` (403 otherwise); then, if
+    given, `ready(request)` may refuse it (the service's database not ready: 503). Authentication comes first, so
+    a caller without a valid token learns nothing else, not even that the database is down.
 
-    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    One dependency for all three checks: FastAPI solves every node of a request's dependency tree in turn, and
+    the tree this replaced (authentication and readiness on the router, then the scope check, whose cached
+    authentication FastAPI still solved again) cost more of the serving process's time than the checks."""
+
+    async def check(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+        principal = authenticate(request, credentials)
         if scope not in principal.scopes:
             raise AnchorError(403, "forbidden", f"the token lacks the '{scope}' scope")
+        if ready is not None:
+            ready(request)
         return principal
 
     # Marks the dependency with its scope, so the route table tells which scope each route needs

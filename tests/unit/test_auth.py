@@ -104,8 +104,9 @@ def test_a_caller_without_a_valid_token_learns_nothing_about_the_database(servic
         from recognition.app import create_app
         from recognition.config import RecognitionSettings as Settings
         method, path = "GET", "/v1/posts/p-1"
-    settings = Settings.model_validate({"auth": {"tokens": [{"name": "ops", "token": "s3cret",
-                                                             "scopes": ["read", "ingest"]}]}})
+    settings = Settings.model_validate({"auth": {"tokens": [
+        {"name": "ops", "token": "s3cret", "scopes": ["read", "ingest"]},
+        {"name": "other", "token": "0ther", "scopes": ["wellbeing"]}]}})
     client = TestClient(create_app(settings))
     body = {"json": {"posts": []}} if method == "POST" else {}
     for headers in ({}, {"Authorization": "Bearer wrong"}):
@@ -118,4 +119,6 @@ def test_a_caller_without_a_valid_token_learns_nothing_about_the_database(servic
     registry.authenticate = lambda presented: calls.append(presented) or authenticate(presented)
     response = client.request(method, path, headers={"Authorization": "Bearer s3cret"}, **body)
     assert response.status_code == 503, response.text
-    assert len(calls) == 1  # the router's check and the route's scope check share one authentication
+    assert len(calls) == 1  # one check per request: authentication, scope, then readiness
+    response = client.request(method, path, headers={"Authorization": "Bearer 0ther"}, **body)
+    assert response.status_code == 403, response.text  # the missing scope, before anything about the database

@@ -7,10 +7,9 @@ from ingest.schemas import Accepted, PostBatch, ReactionBatch
 from shared import app as base
 from shared import auth, errors, events, members, ratelimit
 
-router = APIRouter(prefix="/v1", tags=["ingest"], responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE,
-                   dependencies=[Depends(auth.authenticated), Depends(base.database_ready)])
-Ingest = Annotated[auth.Principal, Depends(auth.require("ingest"))]
-Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
+router = APIRouter(prefix="/v1", tags=["ingest"], responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE)
+Ingest = Annotated[auth.Principal, Depends(auth.require("ingest", ready=base.database_ready))]
+Admin = Annotated[auth.Principal, Depends(auth.require("admin", ready=base.database_ready))]
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=events.ID_PATTERN)]
 
 

@@ -13,12 +13,11 @@ from shared import app as base
 from shared import auth, db, errors, events, members
 
 router = APIRouter(prefix="/v1", tags=["recognition"],
-                   responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND,
-                   dependencies=[Depends(auth.authenticated), Depends(base.database_ready)])
-Read = Annotated[auth.Principal, Depends(auth.require("read"))]
-Wellbeing = Annotated[auth.Principal, Depends(auth.require("wellbeing"))]
-Recognize = Annotated[auth.Principal, Depends(auth.require("recognize"))]
-Admin = Annotated[auth.Principal, Depends(auth.require("admin"))]
+                   responses=errors.AUTH_RESPONSES | errors.UNAVAILABLE | errors.NOT_FOUND)
+Read = Annotated[auth.Principal, Depends(auth.require("read", ready=base.database_ready))]
+Wellbeing = Annotated[auth.Principal, Depends(auth.require("wellbeing", ready=base.database_ready))]
+Recognize = Annotated[auth.Principal, Depends(auth.require("recognize", ready=base.database_ready))]
+Admin = Annotated[auth.Principal, Depends(auth.require("admin", ready=base.database_ready))]
 # Times are bounded like the events' (1990 to a day ahead): anything else is a unit mix-up, and a year-1 or
 # year-9999 instant cannot even be shifted by a window without overflowing.
 AsOf = Annotated[events.Timestamp | None, Query(description="RFC 3339 instant to replay history at (default now)")]
