@@ -6,8 +6,12 @@ import asyncio
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -191,3 +195,53 @@ def test_an_answer_names_only_the_type_of_an_unexpected_failure(community: tuple
 ])
 def test_how_many_readers_by_default_and_when_configured(setting: int | None, url: str, expected: int) -> None:
     assert reads.processes(setting, url=url) == expected
+
+
+_ORPHAN = """
+import asyncio, sys
+from datetime import UTC, datetime
+from recognition import read_pool
+
+async def main() -> None:
+    pool = read_pool.ReadPool(url=sys.argv[1], size=1, timeout_s=60)
+    await pool.read("member_view", member_id=sys.argv[2], as_of=datetime.now(UTC), daily_cap=12)
+    print(pool.pids[0], flush=True)
+    await asyncio.sleep(3600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs: an exited orphan may stay a zombie if nothing reaps it (PID 1 in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_reader_leaves_when_its_serving_process_is_killed(community: tuple[Engine, list[str]],
+                                                             tmp_path: Path) -> None:
+    engine, helpers = community
+    script = tmp_path / "serving.py"
+    script.write_text(_ORPHAN)
+    serving = subprocess.Popen([sys.executable, str(script), _url(engine), helpers[0]], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert serving.stdout is not None
+        reader = int(serving.stdout.readline())
+        assert _running(reader)
+        serving.kill()  # SIGKILL: no chance to close anything
+        serving.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not _running(reader):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(reader, signal.SIGKILL)
+            pytest.fail("the reader outlived its serving process by 10 s")
+    finally:
+        serving.kill()

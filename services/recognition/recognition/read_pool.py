@@ -8,7 +8,7 @@ let go), and the member's view and thank-you draft were the slowest routes (issu
 process has its own interpreter and its own connection to the same database; the loop sends it the read's name
 and arguments over a socket and awaits the answer, already encoded as JSON, without a thread of its own.
 
-Only reads that need nothing of the serving process go here: the function is looked up by name in `READS`, its
+Only reads that need nothing of the serving process go here: the function is looked up by name (`_reads`), its
 arguments are pickled, and it runs in one unit of work of its own. It is available only when another process
 can open the database (PostgreSQL, or SQLite in a file; not SQLite in memory).
 """
@@ -80,15 +80,16 @@ def _serve(conn: Connection, url: str, pool_size: int, statement_timeout_s: floa
     while True:
         try:
             request = conn.recv_bytes()
-        except (EOFError, OSError):
+            reply = answer(engine, reads, request)
+            conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+        except (EOFError, OSError):  # the serving process closed its end, or is gone
             return
-        conn.send_bytes(pickle.dumps(answer(engine, reads, request), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class _Answers(asyncio.Protocol):
-    """The serving process's end of a reader's socket. Answers are handed over as soon as they arrive, in the
-    loop's I/O callback: a task awaiting a stream would cost each answer another turn of the busy loop (on the
-    benchmark a turn is several milliseconds) before the waiting request could resume."""
+    """The serving process's end of a reader's socket. Answers are handed to their requests in the loop's I/O
+    callback, as they arrive: no task stands between the socket and the request, which under load would take
+    its own turn of the busy loop (several milliseconds on the benchmark) before passing an answer on."""
 
     def __init__(self, on_lost: Callable[[], None]) -> None:
         # Futures of the reads sent and not yet answered, in the order sent: the reader answers in that order.
