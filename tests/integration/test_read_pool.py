@@ -75,6 +75,23 @@ def test_many_reads_in_flight_each_get_their_own_answer(community: tuple[Engine,
     assert readers == 2
 
 
+def test_readers_start_in_the_background_before_any_read(community: tuple[Engine, list[str]]) -> None:
+    engine, _ = community
+
+    async def main() -> list[int]:
+        pool = read_pool.ReadPool(url=_url(engine), size=2, timeout_s=60)
+        try:
+            pool.start()
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(pool.pids) < 2 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - polls the processes
+                await asyncio.sleep(0.05)
+            return pool.pids
+        finally:
+            await pool.close()
+
+    assert len(set(asyncio.run(main()))) == 2
+
+
 def test_a_service_error_comes_back_as_the_same_error(community: tuple[Engine, list[str]]) -> None:
     engine, _ = community
     with pytest.raises(errors.AnchorError) as in_process, db.unit_of_work(engine) as session:

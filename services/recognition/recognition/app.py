@@ -39,6 +39,8 @@ def create_app(settings: RecognitionSettings | None = None) -> FastAPI:
         app.state.read_pool = read_pool.ReadPool(
             url=settings.database.url, size=readers, timeout_s=settings.database.statement_timeout_s + 5,
             statement_timeout_s=settings.database.statement_timeout_s) if readers else None
+        if app.state.read_pool is not None:
+            app.state.read_pool.start()
         # With reads on the loop, a SQLite trail commits each read's rows there too (`AuditTrail.record`).
         at_once = audit_trail.at_once_engine(settings.audit_url) \
             if app.state.reads_on_loop and db.on_disk_sqlite(settings.audit_url) else None
