@@ -904,8 +904,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {name} | {main_proc['rss_mb']} | {main_proc['peak_rss_mb']} | {mem['rss_mb']} | "
                      f"{mem['peak_rss_mb']} | {len(mem['processes'])} |")
     lines += ["", "From `/proc/<pid>/status` (VmRSS, VmHWM) at the end of the run; children are recognition's "
-              "snapshot worker and its multiprocessing helper (their peaks are summed, so the sum's peak is an "
-              "upper bound).", "",
+              "snapshot worker, its multiprocessing helper, its writer and its reader processes (their peaks are "
+              "summed, so the sum's peak is an upper bound).", "",
               "## Community", "",
               f"{c['posts']:,} posts in {c['threads']:,} threads by {c['members_posting']:,} members "
               f"(+ {c['staff_posts']:,} staff posts); {c['distinct_texts']:,} distinct texts, mean {c['mean_chars']} "
