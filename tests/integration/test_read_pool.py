@@ -203,8 +203,8 @@ def test_an_answer_names_only_the_type_of_an_unexpected_failure(community: tuple
 
 
 @pytest.mark.parametrize(("setting", "url", "expected"), [
-    (None, "sqlite:////data/recognition.db", 1),  # the measured case: the serving process is the bottleneck
-    (None, "postgresql://anchor@db/anchor", 0),  # unmeasured: threads, as before
+    (None, "sqlite:////data/recognition.db", 1),
+    (None, "postgresql://anchor@db/anchor", 1),
     (2, "postgresql://anchor@db/anchor", 2),
     (0, "sqlite:////data/recognition.db", 0),
     (None, "sqlite://", 0),  # in memory: no other process can open it

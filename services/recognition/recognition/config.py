@@ -63,9 +63,8 @@ class ReadSettings(BaseModel):
     # would wait with it.
     on_loop: bool | None = None
     # Reader processes for the reads whose cost follows a member's history (a member's view, a thank-you draft; see
-    # `read_pool.py`), so that they use another core. Unset: one on SQLite in a file, where the serving process
-    # was the bottleneck (issue 4); none elsewhere (unmeasured on PostgreSQL, whose reads mostly wait for the
-    # server in threads) and never on an in-memory database, which no other process can open. 0: in threads.
+    # `read_pool.py`), so that they use another core. Unset: one (two did no better on two cores); never any on an
+    # in-memory database, which no other process can open. 0: in worker threads.
     processes: int | None = Field(None, ge=0, le=16)
 
 

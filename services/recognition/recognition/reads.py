@@ -29,13 +29,11 @@ def on_loop(setting: bool | None, *, dialect: str) -> bool:
 
 
 def processes(setting: int | None, *, url: str) -> int:
-    """Reader processes (`read_pool.py`) for reads that follow a member's history: as configured, else one on
-    SQLite in a file and none elsewhere; never any when no other process can open the database."""
+    """Reader processes (`read_pool.py`) for reads that follow a member's history: as configured, else one; never
+    any when no other process can open the database (SQLite in memory)."""
     if not db.shared_by_processes(url):
         return 0
-    if setting is not None:
-        return setting
-    return 1 if url.startswith("sqlite") else 0
+    return 1 if setting is None else setting
 
 
 async def run(work: Callable[[], T], *, on_loop: bool, bounded: bool) -> T:
