@@ -262,3 +262,29 @@ def test_a_reader_leaves_when_its_serving_process_is_killed(community: tuple[Eng
             pytest.fail("the reader outlived its serving process by 10 s")
     finally:
         serving.kill()
+
+
+def test_a_reader_starting_while_the_pool_closes_is_stopped(community: tuple[Engine, list[str]]) -> None:
+    """A service that stops during its start-up (its port taken, say) closes the pool while the background start is
+    still spawning: that reader must not outlive the pool."""
+    engine, _ = community
+
+    async def main() -> list[int]:
+        pool = read_pool.ReadPool(url=_url(engine), size=1, timeout_s=60)
+        spawned: list[int] = []
+        spawn = pool._spawn
+
+        async def noting() -> object:
+            reader = await spawn()
+            spawned.append(reader.process.pid)
+            return reader
+
+        pool._spawn = noting  # type: ignore[method-assign]
+        pool.start()
+        await asyncio.sleep(0)  # the start is under way
+        await pool.close()
+        return spawned
+
+    spawned = asyncio.run(main())
+    assert len(spawned) == 1
+    assert not _running(spawned[0])

@@ -177,7 +177,11 @@ class ReadPool:
             self._starting = asyncio.Lock()
         async with self._starting:  # one start at a time; those waiting find it done
             while len(self._readers) < self.size and not self._closed:
-                self._readers.append(await self._spawn())
+                reader = await self._spawn()
+                if self._closed:  # closed while it started (the service stopped during its start-up)
+                    await self._stop(reader)
+                    return
+                self._readers.append(reader)
 
     async def _least_busy(self) -> _Reader:
         if len(self._readers) < self.size:  # not started yet, or one to replace
