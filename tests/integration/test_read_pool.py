@@ -288,3 +288,35 @@ def test_a_reader_starting_while_the_pool_closes_is_stopped(community: tuple[Eng
     spawned = asyncio.run(main())
     assert len(spawned) == 1
     assert not _running(spawned[0])
+
+
+def test_a_reader_that_cannot_start_is_a_503_and_the_next_read_tries_again(
+        community: tuple[Engine, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, helpers = community
+    expected = _in_process(engine, "member_view", **_kwargs("member_view", helpers[2]))
+
+    async def main() -> tuple[errors.AnchorError, bytes]:
+        pool = read_pool.ReadPool(url=_url(engine), size=1, timeout_s=60)
+        context = pool._context
+
+        class NoProcesses:
+            def __getattr__(self, name: str) -> object:
+                return getattr(context, name)
+
+            def Process(self, **kwargs: object) -> object:
+                process = context.Process(**kwargs)  # type: ignore[call-overload]
+                process.start = lambda: (_ for _ in ()).throw(OSError("fork: Resource temporarily unavailable"))
+                return process
+
+        try:
+            pool._context = NoProcesses()  # type: ignore[assignment]
+            with pytest.raises(errors.AnchorError) as refused:
+                await pool.read("member_view", **_kwargs("member_view", helpers[2]))
+            pool._context = context
+            return refused.value, await pool.read("member_view", **_kwargs("member_view", helpers[2]))
+        finally:
+            await pool.close()
+
+    refused, after = asyncio.run(main())
+    assert refused.status_code == 503 and refused.headers == {"Retry-After": "5"}
+    assert after == expected

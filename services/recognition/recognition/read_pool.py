@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
 import struct
 import time
@@ -74,6 +75,8 @@ def answer(engine: Any, reads: dict[str, Callable[..., BaseModel]], request: byt
 
 def _serve(conn: Connection, url: str, pool_size: int, statement_timeout_s: float | None) -> None:
     """A reader process's life: answer requests until the serving process closes the socket (or dies)."""
+    # Ctrl-C reaches the whole process group: the serving process stops the readers itself, after its requests.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc_pauses.settle()
     engine = db.process_engine(url, pool_size=pool_size, statement_timeout_s=statement_timeout_s)
     reads = _reads()
@@ -104,6 +107,8 @@ class _Answers(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         while (body := _take_frame(self._buffer)) is not None:
+            if not self.pending:  # its read was already answered 503 (the pool closing or the reader retired)
+                continue
             answered = self.pending.popleft()
             if not answered.done():  # else its request gave up (timeout) and the reader is being replaced
                 answered.set_result(pickle.loads(body))
@@ -169,8 +174,16 @@ class ReadPool:
     def start(self) -> None:
         """Starts the readers in the background. Started on the first read instead, a reader took that read
         (and every read queued behind it) up to 4 s on a busy machine, the time to import the service."""
-        self._tasks.add(task := asyncio.ensure_future(self._fill()))
+        self._tasks.add(task := asyncio.ensure_future(self._fill_quietly()))
         task.add_done_callback(self._tasks.discard)
+
+    async def _fill_quietly(self) -> None:
+        """`_fill` in the background: a reader that could not start is logged by `_spawn` and started again on
+        the next read."""
+        try:
+            await self._fill()
+        except errors.AnchorError:
+            pass
 
     async def _fill(self) -> None:
         if self._starting is None:
@@ -195,14 +208,28 @@ class ReadPool:
         ours, theirs = self._context.Pipe(duplex=True)  # a socket pair: asyncio can stream our end
         process = self._context.Process(target=_serve, name="recognition-reader", daemon=True,
                                         args=(theirs, self.url, 1, self.statement_timeout_s))
-        # Spawning writes the arguments to a new interpreter and waits for it: off the loop.
-        await asyncio.to_thread(process.start)
-        theirs.close()
-        sock = socket.socket(fileno=os.dup(ours.fileno()))
-        ours.close()
-        lost: list[_Reader] = []  # the reader, once made: the protocol reports its end before that is possible
-        answers = _Answers(lambda: self._lost(lost[0]) if lost else None)
-        await asyncio.get_running_loop().create_connection(lambda: answers, sock=sock)
+        sock: socket.socket | None = None
+        try:
+            # Spawning writes the arguments to a new interpreter and waits for it: off the loop.
+            await asyncio.to_thread(process.start)
+            sock = socket.socket(fileno=os.dup(ours.fileno()))
+            lost: list[_Reader] = []  # the reader, once made: the protocol may report its end before that
+            answers = _Answers(lambda: self._lost(lost[0]) if lost else None)
+            await asyncio.get_running_loop().create_connection(lambda: answers, sock=sock)
+        except BaseException as error:  # out of processes or descriptors, or cancelled: leave nothing behind
+            if sock is not None:
+                sock.close()
+            if process.pid is not None:
+                process.kill()
+                await asyncio.to_thread(process.join, 2)
+            if isinstance(error, Exception):
+                log.warning("a reader process could not start", extra={"error": type(error).__name__})
+                raise errors.AnchorError(503, "unavailable", "the read could not be started; retry later",
+                                         headers={"Retry-After": "5"}) from error
+            raise
+        finally:
+            theirs.close()
+            ours.close()
         reader = _Reader(process, answers)
         lost.append(reader)
         return reader
@@ -212,7 +239,11 @@ class ReadPool:
         answered 503 now; the process is reaped off the loop, and a new reader starts on the next read."""
         if reader in self._readers:
             log.warning("a reader process ended; replaced")
-            self._tasks.add(task := asyncio.ensure_future(self._retire(reader)))
+            # Out of the pool at once, so no read is sent to it meanwhile; the process is reaped in a task.
+            self._readers.remove(reader)
+            RESTARTS.inc()
+            _fail(reader, _unavailable("the read could not be completed; retry"))
+            self._tasks.add(task := asyncio.ensure_future(self._stop(reader)))
             task.add_done_callback(self._tasks.discard)
 
     async def _retire(self, reader: _Reader, *, kill: bool = False) -> None:
@@ -240,7 +271,8 @@ class ReadPool:
         readers, self._readers = self._readers, []
         for reader in readers:
             _fail(reader, _unavailable("the service is stopping; retry later", "5"))
-        await asyncio.gather(*(self._stop(reader) for reader in readers), *self._tasks)
+        # Every reader is stopped and every start or replacement awaited, whatever fails among them.
+        await asyncio.gather(*(self._stop(reader) for reader in readers), *self._tasks, return_exceptions=True)
 
     @property
     def pids(self) -> list[int]:
