@@ -320,3 +320,25 @@ def test_a_reader_that_cannot_start_is_a_503_and_the_next_read_tries_again(
     refused, after = asyncio.run(main())
     assert refused.status_code == 503 and refused.headers == {"Retry-After": "5"}
     assert after == expected
+
+
+def test_readers_that_keep_failing_to_start_make_the_pool_stand_aside() -> None:
+    """A reader that cannot even open its database (here: no such driver) ends before its first answer: each such
+    read is a 503, and after three in a row the pool stands aside so that the service reads in threads instead of
+    starting an interpreter for every read."""
+
+    async def main() -> tuple[list[int], bool]:
+        pool = read_pool.ReadPool(url="nosuchdriver://nowhere/anchor", size=1, timeout_s=60)
+        statuses: list[int] = []
+        try:
+            while pool.available and len(statuses) < 10:
+                try:
+                    await pool.read("member_view", member_id="m", as_of=AS_OF, daily_cap=12)
+                except errors.AnchorError as error:
+                    statuses.append(error.status_code)
+            return statuses, pool.available
+        finally:
+            await pool.close()
+
+    statuses, available = asyncio.run(main())
+    assert statuses == [503] * read_pool.FAILED_STARTS and not available

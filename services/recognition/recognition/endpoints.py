@@ -88,9 +88,9 @@ async def get_post(post_id: IdPath, request: Request, _: Read) -> s.PostView:
 
 async def _history_read(request: Request, work: Callable[..., BaseModel], **kwargs: object) -> BaseModel | Response:
     """A read whose cost follows a member's history: in a reader process when the service has them (its answer
-    comes back as JSON), else in a worker thread."""
+    comes back as JSON), else, or while they keep failing to start, in a worker thread."""
     pool: read_pool.ReadPool | None = request.app.state.read_pool
-    if pool is None:
+    if pool is None or not pool.available:
         return await _read(request, work, **kwargs)
     return Response(content=await pool.read(work.__name__, **kwargs), media_type="application/json")
 

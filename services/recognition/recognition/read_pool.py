@@ -42,6 +42,9 @@ SECONDS = Histogram("anchor_recognition_reader_seconds",
 RESTARTS = Counter("anchor_recognition_reader_restarts_total",
                    "Reader processes replaced after they died or overran the read timeout")
 
+FAILED_STARTS = 3
+STAND_ASIDE_S = 60.0
+
 # The answers a reader sends: ("ok", JSON bytes), ("error", AnchorError's fields), ("failed", exception type).
 OK, ERROR, FAILED = "ok", "error", "failed"
 
@@ -100,6 +103,8 @@ class _Answers(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._on_lost = on_lost
+        self.answered = 0  # answers received: a reader that ends before its first did not start
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -109,11 +114,13 @@ class _Answers(asyncio.Protocol):
         while (body := _take_frame(self._buffer)) is not None:
             if not self.pending:  # its read was already answered 503 (the pool closing or the reader retired)
                 continue
+            self.answered += 1
             answered = self.pending.popleft()
             if not answered.done():  # else its request gave up (timeout) and the reader is being replaced
                 answered.set_result(pickle.loads(body))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         self._on_lost()
 
 
@@ -142,7 +149,25 @@ class ReadPool:
         self._starting: asyncio.Lock | None = None
         self._closed = False
         self._tasks: set[asyncio.Future[None]] = set()  # starts and replacements under way
+        # Readers that could not start, or ended before their first answer, in a row: past FAILED_STARTS the pool
+        # stands aside for STAND_ASIDE_S (`available` is false and the reads run in threads) instead of starting
+        # an interpreter for every read while, say, the reader cannot import.
+        self._failed_starts = 0
+        self._aside_until = 0.0
         self._context = multiprocessing.get_context("spawn")
+
+    @property
+    def available(self) -> bool:
+        """False while the pool stands aside after readers failed to start (see `__init__`)."""
+        return time.monotonic() >= self._aside_until
+
+    def _start_failed(self) -> None:
+        self._failed_starts += 1
+        if self._failed_starts >= FAILED_STARTS:
+            self._failed_starts = 0
+            self._aside_until = time.monotonic() + STAND_ASIDE_S
+            log.warning("reader processes keep failing to start; reads run in threads for a while",
+                        extra={"seconds": STAND_ASIDE_S})
 
     async def read(self, name: str, **kwargs: object) -> bytes:
         """The JSON answer of read `name`, or its AnchorError (503 when no reader could answer)."""
@@ -224,6 +249,7 @@ class ReadPool:
                 await asyncio.to_thread(process.join, 2)
             if isinstance(error, Exception):
                 log.warning("a reader process could not start", extra={"error": type(error).__name__})
+                self._start_failed()
                 raise errors.AnchorError(503, "unavailable", "the read could not be started; retry later",
                                          headers={"Retry-After": "5"}) from error
             raise
@@ -232,6 +258,11 @@ class ReadPool:
             ours.close()
         reader = _Reader(process, answers)
         lost.append(reader)
+        if answers.closed:  # it ended while being connected, before `_lost` could know it
+            await asyncio.to_thread(process.join, 2)
+            self._start_failed()
+            raise errors.AnchorError(503, "unavailable", "the read could not be started; retry later",
+                                     headers={"Retry-After": "5"})
         return reader
 
     def _lost(self, reader: _Reader) -> None:
@@ -242,6 +273,10 @@ class ReadPool:
             # Out of the pool at once, so no read is sent to it meanwhile; the process is reaped in a task.
             self._readers.remove(reader)
             RESTARTS.inc()
+            if reader.answers.answered:
+                self._failed_starts = 0
+            else:
+                self._start_failed()
             _fail(reader, _unavailable("the read could not be completed; retry"))
             self._tasks.add(task := asyncio.ensure_future(self._stop(reader)))
             task.add_done_callback(self._tasks.discard)
