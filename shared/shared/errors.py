@@ -87,6 +87,12 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def database_unavailable(exc: DBAPIError) -> str:
+    """What a request refused by a transient database failure (`db.is_transient`) is told: a 503's message."""
+    return ("the database did not answer within the statement timeout; retry later" if db.is_timeout(exc)
+            else "the database is unavailable; retry later")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AnchorError)
     async def _anchor(_: Request, exc: AnchorError) -> JSONResponse:
@@ -118,12 +124,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
         if db.is_transient(exc):
-            slow = db.is_timeout(exc)
-            log.warning("database too slow" if slow else "database unavailable",
+            log.warning("database too slow" if db.is_timeout(exc) else "database unavailable",
                         extra={"error": type(exc).__name__})
-            message = ("the database did not answer within the statement timeout; retry later" if slow
-                       else "the database is unavailable; retry later")
-            return JSONResponse(_body("unavailable", message), 503, headers={"Retry-After": "5"})
+            return JSONResponse(_body("unavailable", database_unavailable(exc)), 503, headers={"Retry-After": "5"})
         log.exception("database error", exc_info=exc)
         return JSONResponse(_body("internal_error", "internal error"), 500)
 

@@ -68,9 +68,7 @@ def answer(engine: Any, reads: dict[str, Callable[..., BaseModel]], request: byt
         return ERROR, error.status_code, error.code, error.message, error.field, error.headers
     except DBAPIError as error:
         if db.is_transient(error):
-            message = ("the database did not answer within the statement timeout; retry later"
-                       if db.is_timeout(error) else "the database is unavailable; retry later")
-            return ERROR, 503, "unavailable", message, None, {"Retry-After": "5"}
+            return _unavailable(errors.database_unavailable(error), "5")
         return FAILED, type(error).__name__
     except Exception as error:  # the type only: a message may hold a member's id or a post's content
         return FAILED, type(error).__name__
@@ -134,6 +132,10 @@ def _unavailable(message: str, retry_after: str = "1") -> tuple[object, ...]:
     return ERROR, 503, "unavailable", message, None, {"Retry-After": retry_after}
 
 
+def _refused(message: str) -> errors.AnchorError:
+    return errors.AnchorError(503, "unavailable", message, headers={"Retry-After": "5"})
+
+
 class ReadPool:
     """`size` reader processes, started by `start` (or on the first read). Reads are sent to the reader with the
     fewest unanswered ones without waiting for earlier answers, so a reader always has its next read queued: when
@@ -172,8 +174,7 @@ class ReadPool:
     async def read(self, name: str, **kwargs: object) -> bytes:
         """The JSON answer of read `name`, or its AnchorError (503 when no reader could answer)."""
         if self._closed:
-            raise errors.AnchorError(503, "unavailable", "the service is stopping; retry later",
-                                     headers={"Retry-After": "5"})
+            raise _refused("the service is stopping; retry later")
         request = pickle.dumps((name, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         reader = await self._least_busy()
         answered: asyncio.Future[tuple[object, ...]] = asyncio.get_running_loop().create_future()
@@ -186,7 +187,8 @@ class ReadPool:
             reply = await asyncio.wait_for(asyncio.shield(answered), self.timeout_s)
         except TimeoutError:
             log.warning("a reader process overran the read timeout; replaced", extra={"read": name})
-            await self._retire(reader, kill=True)
+            if self._drop(reader):
+                await self._stop(reader, kill=True)
             reply = _unavailable("the read did not finish in time; retry later", "5")
         SECONDS.labels(name).observe(time.perf_counter() - started)
         if reply[0] == OK:
@@ -225,8 +227,7 @@ class ReadPool:
         if len(self._readers) < self.size:  # not started yet, or one to replace
             await self._fill()
         if not self._readers:
-            raise errors.AnchorError(503, "unavailable", "the service is stopping; retry later",
-                                     headers={"Retry-After": "5"})
+            raise _refused("the service is stopping; retry later")
         return min(self._readers, key=lambda r: len(r.answers.pending))
 
     async def _spawn(self) -> _Reader:
@@ -241,6 +242,8 @@ class ReadPool:
             lost: list[_Reader] = []  # the reader, once made: the protocol may report its end before that
             answers = _Answers(lambda: self._lost(lost[0]) if lost else None)
             await asyncio.get_running_loop().create_connection(lambda: answers, sock=sock)
+            if answers.closed:  # it ended while being connected, before `_lost` could know it
+                raise ConnectionError("the reader ended before it was connected")
         except BaseException as error:  # out of processes or descriptors, or cancelled: leave nothing behind
             if sock is not None:
                 sock.close()
@@ -250,44 +253,36 @@ class ReadPool:
             if isinstance(error, Exception):
                 log.warning("a reader process could not start", extra={"error": type(error).__name__})
                 self._start_failed()
-                raise errors.AnchorError(503, "unavailable", "the read could not be started; retry later",
-                                         headers={"Retry-After": "5"}) from error
+                raise _refused("the read could not be started; retry later") from error
             raise
         finally:
             theirs.close()
             ours.close()
         reader = _Reader(process, answers)
         lost.append(reader)
-        if answers.closed:  # it ended while being connected, before `_lost` could know it
-            await asyncio.to_thread(process.join, 2)
-            self._start_failed()
-            raise errors.AnchorError(503, "unavailable", "the read could not be started; retry later",
-                                     headers={"Retry-After": "5"})
         return reader
 
     def _lost(self, reader: _Reader) -> None:
         """The reader's socket closed: it ended (killed, crashed) or is being stopped. Its waiting reads are
         answered 503 now; the process is reaped off the loop, and a new reader starts on the next read."""
-        if reader in self._readers:
+        # Out of the pool at once, so no read is sent to it meanwhile; the process is reaped in a task.
+        if self._drop(reader):
             log.warning("a reader process ended; replaced")
-            # Out of the pool at once, so no read is sent to it meanwhile; the process is reaped in a task.
-            self._readers.remove(reader)
-            RESTARTS.inc()
             if reader.answers.answered:
                 self._failed_starts = 0
             else:
                 self._start_failed()
-            _fail(reader, _unavailable("the read could not be completed; retry"))
             self._tasks.add(task := asyncio.ensure_future(self._stop(reader)))
             task.add_done_callback(self._tasks.discard)
 
-    async def _retire(self, reader: _Reader, *, kill: bool = False) -> None:
+    def _drop(self, reader: _Reader) -> bool:
+        """Takes `reader` out of the pool and answers its waiting reads 503; False if it was already out."""
         if reader not in self._readers:
-            return
+            return False
         self._readers.remove(reader)
         RESTARTS.inc()
         _fail(reader, _unavailable("the read could not be completed; retry"))
-        await self._stop(reader, kill=kill)
+        return True
 
     async def _stop(self, reader: _Reader, *, kill: bool = False) -> None:
         """Closing its socket ends a reader once its read is done; one still busy after 2 s, or one that overran
